@@ -1,0 +1,83 @@
+"""The teacher interface: a batch of RGB images in, one :class:`supervision.Detections` per image out.
+
+Every teacher — closed-set (a COCO YOLO) or zero-shot (Grounding DINO, OWLv2, CLIP, YOLO-World) — is built
+from an :class:`~autolabel.ontology.Ontology` and returns detections that follow the contract in
+:mod:`autolabel.detections`: boxes in input pixels, hard ``class_id`` (ontology index), ``confidence``, and
+``data["soft_scores"]``, the (N, C) per-class scores of every kept box.
+
+Teachers return *candidates*: everything above their low internal floor (``min_score``). The labeling stage
+applies the ontology's per-class thresholds and optional class-agnostic NMS, so thresholds act the same for
+every teacher. ``min_score`` defaults to the lowest ontology threshold.
+
+Example:
+    >>> from autolabel.teachers import create_teacher
+    >>> teacher = create_teacher("yolo:yolov8n.pt", ontology=onto)      # doctest: +SKIP
+    >>> dets = teacher.predict([rgb_image])[0]                          # doctest: +SKIP
+    >>> dets.data["soft_scores"].shape                                  # doctest: +SKIP
+    (5, 12)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from autolabel.ontology import Ontology
+
+if TYPE_CHECKING:
+    import supervision as sv
+
+__all__ = ["Teacher"]
+
+
+class Teacher(ABC):
+    """Base class of all teachers.
+
+    Args:
+        ontology: the classes to label.
+        weights: a local path, a Hugging Face id or an Ultralytics name; ``None`` for the teacher's default.
+        device: ``auto`` (GPU when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        min_score: lowest confidence a candidate box may have; defaults to the lowest class threshold.
+        batch_size: images per forward pass (the labeling stage passes batches of this size).
+
+    Subclasses set :attr:`name`, may set :attr:`default_weights`, and implement :meth:`predict`.
+    """
+
+    name: ClassVar[str] = "teacher"
+    default_weights: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        ontology: Ontology,
+        weights: str | None = None,
+        device: str = "auto",
+        min_score: float | None = None,
+        batch_size: int = 8,
+    ) -> None:
+        self.ontology = ontology
+        self.weights = weights or self.default_weights
+        self.device_spec = device
+        self.min_score = float(min(ontology.thresholds) if min_score is None else min_score)
+        self.batch_size = int(batch_size)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.ontology)
+
+    @property
+    def spec(self) -> str:
+        """``NAME:WEIGHTS`` as it would be written on the command line (recorded in datasets)."""
+        return f"{self.name}:{self.weights}" if self.weights else self.name
+
+    @abstractmethod
+    def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        """Label a batch of HxWx3 uint8 RGB images; one Detections (with soft scores) per image."""
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        return self.predict(images)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r}, classes={self.ontology.names})"
