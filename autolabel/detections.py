@@ -54,7 +54,8 @@ def make_detections(
     import supervision as sv
 
     xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
-    soft = np.asarray(soft_scores, dtype=np.float32).reshape(len(xyxy), -1)
+    soft = np.asarray(soft_scores, dtype=np.float32)
+    soft = soft.reshape(len(xyxy), soft.shape[-1] if soft.ndim else 0)
     if class_id is None:
         class_id = soft.argmax(1) if soft.shape[1] else np.zeros(len(xyxy), dtype=int)
     class_id = np.asarray(class_id, dtype=int).reshape(-1)
@@ -70,7 +71,7 @@ def make_detections(
 
 def empty_detections(num_classes: int) -> sv.Detections:
     """Detections with no boxes but a (0, C) soft score array, so concatenation keeps the key."""
-    return make_detections(np.zeros((0, 4)), np.zeros((0, num_classes)))
+    return make_detections(np.zeros((0, 4)), np.zeros((0, num_classes)), class_id=np.zeros(0, int))
 
 
 def validate_soft_scores(detections: sv.Detections, num_classes: int) -> np.ndarray:

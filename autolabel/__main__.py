@@ -1,0 +1,5 @@
+import sys
+
+from autolabel.cli import main
+
+sys.exit(main())

@@ -1,0 +1,301 @@
+"""The labeling stage: images and videos in, a trainable dataset with soft scores out.
+
+Example:
+    >>> from autolabel import label, LabelConfig
+    >>> result = label(["footage/"], ontology="ontologies/security.yaml",
+    ...                teacher="yolo:yolov8n.pt", out="datasets/cam1")          # doctest: +SKIP
+    >>> result.summary["boxes_per_class"]                                     # doctest: +SKIP
+    {'person': 1520, 'car': 233, ...}
+
+Frames are decoded in a background thread while the teacher runs on the previous batch; memory stays
+bounded by (prefetch + 1) batches whatever the number of inputs. Re-running with the same output folder
+resumes: committed images are skipped without being decoded.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autolabel.dataset import DatasetWriter
+from autolabel.detections import apply_class_thresholds, nms, validate_soft_scores
+from autolabel.errors import ConfigError, SourceError, TeacherError
+from autolabel.ontology import Ontology, load_ontology
+from autolabel.progress import ProgressBar
+from autolabel.sources import Frame, SourceConfig, SourceReport, count_items, estimate_total_frames, iter_frames
+
+if TYPE_CHECKING:
+    import supervision as sv
+
+    from autolabel.teachers.base import Teacher
+
+__all__ = ["LabelConfig", "LabelResult", "build_teacher", "label", "postprocess"]
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Settings of the labeling stage.
+
+    Attributes:
+        batch_size: images per teacher forward pass.
+        val_fraction: share of split groups (images, or 60-s blocks of video) put in ``val``.
+        seed: split seed.
+        conf: if set, replaces every class threshold (e.g. 0.001 to score a teacher's mAP).
+        agnostic_nms: also suppress overlapping boxes of *different* classes (keeps the most confident).
+        agnostic_iou: IoU of that class-agnostic NMS.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        tta: test-time augmentation (horizontal flip) fused with weighted boxes fusion.
+        tta_scales: extra scales for TTA (e.g. ``(0.83, 1.2)``).
+        tile: slice each image into ``tile``-pixel tiles (plus the full image) for small objects.
+        tile_overlap: overlap between tiles (fraction).
+        rescore: a teacher spec (``clip[:weights]``) that re-scores every box's crop over all classes.
+        sources: how images and videos are read (video sampling rate, de-duplication …).
+        preview_count: annotated samples in ``preview.jpg``.
+        overwrite: delete an existing dataset in the output folder first (otherwise resume).
+        progress: draw a progress bar.
+        prefetch: batches decoded ahead of the teacher.
+    """
+
+    batch_size: int = 8
+    val_fraction: float = 0.2
+    seed: int = 0
+    conf: float | None = None
+    agnostic_nms: bool = False
+    agnostic_iou: float = 0.7
+    device: str = "auto"
+    tta: bool = False
+    tta_scales: tuple[float, ...] = ()
+    tile: int | None = None
+    tile_overlap: float = 0.2
+    rescore: str | None = None
+    sources: SourceConfig = field(default_factory=SourceConfig)
+    preview_count: int = 16
+    overwrite: bool = False
+    progress: bool = True
+    prefetch: int = 2
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, found {self.batch_size}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in [0, 1), found {self.val_fraction}")
+        if self.conf is not None and not 0 <= self.conf <= 1:
+            raise ConfigError(f"conf must be between 0 and 1, found {self.conf}")
+        if not 0 < self.agnostic_iou <= 1:
+            raise ConfigError(f"agnostic_iou must be in (0, 1], found {self.agnostic_iou}")
+        if self.tile is not None and self.tile < 32:
+            raise ConfigError(f"tile must be >= 32 pixels, found {self.tile}")
+        if not 0 <= self.tile_overlap < 1:
+            raise ConfigError(f"tile_overlap must be in [0, 1), found {self.tile_overlap}")
+        if self.prefetch < 1:
+            raise ConfigError(f"prefetch must be >= 1, found {self.prefetch}")
+
+
+@dataclass
+class LabelResult:
+    """What :func:`label` produced."""
+
+    out: Path
+    data_yaml: Path
+    summary: dict[str, Any]
+    report: SourceReport
+
+    @property
+    def images(self) -> int:
+        return int(self.summary["images"])
+
+
+def build_teacher(teacher: str | Sequence[str] | Teacher, ontology: Ontology, config: LabelConfig) -> Teacher:
+    """A teacher from one spec, several specs (an ensemble) or an instance, wrapped for TTA / tiling."""
+    from autolabel.teachers import Teacher as TeacherBase
+    from autolabel.teachers import create_teacher
+
+    kwargs = {"device": config.device, "min_score": min(ontology.thresholds), "batch_size": config.batch_size}
+    if isinstance(teacher, TeacherBase):
+        t = teacher
+        if t.min_score > min(ontology.thresholds) + 1e-9:
+            t.min_score = min(ontology.thresholds)
+    elif isinstance(teacher, str):
+        t = create_teacher(teacher, ontology=ontology, **kwargs)
+    else:
+        specs = list(teacher)
+        if not specs:
+            raise ConfigError("no teacher given; expected --teacher NAME[:WEIGHTS]")
+        if len(specs) == 1:
+            t = create_teacher(specs[0], ontology=ontology, **kwargs)
+        else:
+            from autolabel.teachers.ensemble import create_ensemble
+
+            t = create_ensemble(specs, ontology=ontology, **kwargs)
+    if config.tta or config.tta_scales:
+        from autolabel.teachers.wrappers import with_tta
+
+        t = with_tta(t, flip=config.tta, scales=(1.0, *config.tta_scales))
+    if config.tile:
+        from autolabel.teachers.wrappers import with_tiling
+
+        t = with_tiling(t, tile=config.tile, overlap=config.tile_overlap)
+    return t
+
+
+def postprocess(det: sv.Detections, ontology: Ontology, image_shape: tuple[int, ...], config: LabelConfig) -> sv.Detections:
+    """Per-class thresholds, optional class-agnostic NMS, boxes clipped to the image, degenerate ones dropped."""
+    validate_soft_scores(det, len(ontology))
+    det = apply_class_thresholds(det, ontology.thresholds)
+    if config.agnostic_nms:
+        det = nms(det, iou=config.agnostic_iou, class_agnostic=True)
+    if len(det):
+        h, w = image_shape[:2]
+        det.xyxy[:, [0, 2]] = det.xyxy[:, [0, 2]].clip(0, w)
+        det.xyxy[:, [1, 3]] = det.xyxy[:, [1, 3]].clip(0, h)
+        wh = det.xyxy[:, 2:] - det.xyxy[:, :2]
+        det = det[(wh >= 1).all(1)]
+    return det
+
+
+def _batches(frames: Iterator[Frame], size: int, depth: int) -> Iterator[list[Frame]]:
+    """Group frames into batches decoded by a background thread, at most ``depth`` batches ahead."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            batch: list[Frame] = []
+            for f in frames:
+                if stop.is_set():
+                    return
+                batch.append(f)
+                if len(batch) == size:
+                    q.put(batch)
+                    batch = []
+            if batch:
+                q.put(batch)
+            q.put(done)
+        except BaseException as e:  # surfaced in the consumer
+            q.put(e)
+
+    th = threading.Thread(target=produce, name="autolabel-decode", daemon=True)
+    th.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while th.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                th.join(timeout=0.05)
+
+
+def label(
+    sources: str | Path | Sequence[str | Path],
+    ontology: Ontology | str | Path,
+    teacher: str | Sequence[str] | Teacher,
+    out: str | Path,
+    config: LabelConfig | None = None,
+) -> LabelResult:
+    """Label images and videos with a teacher into a YOLO dataset with a soft-score sidecar.
+
+    Args:
+        sources: image files, video files or folders (searched recursively).
+        ontology: an :class:`Ontology` or the path of its YAML file.
+        teacher: ``NAME[:WEIGHTS]``, several specs (fused as an ensemble) or a :class:`Teacher`.
+        out: output folder; an existing autolabel dataset there is resumed.
+        config: stage settings.
+
+    Returns:
+        A :class:`LabelResult` with the dataset folder, its ``data.yaml`` and the summary.
+
+    Raises:
+        SourceError: a source is missing, or no input could be read at all.
+        OntologyError, ConfigError, TeacherError, WeightsNotFoundError, DatasetError: bad input.
+    """
+    config = config or LabelConfig()
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    sources = list(sources)
+    onto = ontology if isinstance(ontology, Ontology) else load_ontology(ontology)
+    if config.conf is not None:
+        onto = onto.with_threshold(config.conf)
+    report = SourceReport()
+    count_items(sources)  # fails fast, with one line, on missing or empty sources
+    t = build_teacher(teacher, onto, config)
+    writer = DatasetWriter(
+        out, onto, teacher=t.spec, config=_jsonable(asdict(config)),
+        val_fraction=config.val_fraction, seed=config.seed, overwrite=config.overwrite,
+    )
+    already = len(writer.done)
+    total = estimate_total_frames(sources, config.sources)
+    rescorer = None
+    if config.rescore:
+        from autolabel.teachers import create_teacher
+
+        rescorer = create_teacher(config.rescore, ontology=onto, device=config.device, batch_size=config.batch_size)
+        if not hasattr(rescorer, "rescore"):
+            raise ConfigError(f"teacher '{config.rescore}' cannot re-score boxes; use clip[:WEIGHTS]")
+
+    start = time.perf_counter()
+    frames = iter_frames(sources, config.sources, report=report, skip=writer.is_done)
+    with writer, ProgressBar(total=max(total, already), desc="labeling", enabled=config.progress,
+                             initial=already, unit="img") as bar:
+        for batch in _batches(frames, config.batch_size, config.prefetch):
+            images = [f.image for f in batch]
+            try:
+                dets = t.predict(images)
+                if rescorer is not None:
+                    dets = rescorer.rescore(images, dets)
+            except (MemoryError, RuntimeError) as e:
+                raise TeacherError(
+                    f"teacher '{t.spec}' failed on a batch of {len(images)} images starting with "
+                    f"{batch[0].source}: {str(e).splitlines()[0][:200]} (try a smaller --batch-size)"
+                ) from None
+            if len(dets) != len(images):
+                raise TeacherError(f"teacher '{t.spec}' returned {len(dets)} results for {len(images)} images")
+            dets = [postprocess(d, onto, im.shape, config) for d, im in zip(dets, images)]
+            writer.write_batch(batch, dets)
+            bar.update(len(batch))
+            bar.set_postfix(boxes=writer.stats.boxes, skipped=len(report.skipped))
+    elapsed = time.perf_counter() - start
+    summary = writer.finalize(
+        skipped=report.skipped,
+        extra={
+            "sources": [str(s) for s in sources],
+            "source_report": report.to_dict(),
+            "seconds_this_run": round(elapsed, 2),
+            "images_per_second_this_run": round(writer.stats.images / elapsed, 3) if elapsed > 0 else None,
+        },
+        preview_count=config.preview_count,
+    )
+    if summary["images"] == 0:
+        first = "; ".join(f"{p}: {r}" for p, r in report.skipped[:3])
+        raise SourceError(
+            f"no image could be read from {[str(s) for s in sources]}: {len(report.skipped)} input(s) skipped"
+            + (f" ({first})" if first else "")
+        )
+    return LabelResult(out=Path(out), data_yaml=Path(out) / "data.yaml", summary=summary, report=report)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

@@ -1,0 +1,214 @@
+"""The closed-set teacher: any Ultralytics detection checkpoint, its class names mapped to the ontology.
+
+A COCO YOLO knows ``person``, ``car``, ``backpack`` …; the ontology's ``aliases`` (or class names and
+prompts) say which model classes feed which ontology class. Ultralytics' own NMS keeps only the argmax
+class of each box, so this teacher runs the network itself and keeps, for every box that survives NMS,
+the score of **every** ontology class — the soft scores students distill from.
+
+Soft score of an ontology class = the maximum sigmoid score over the model classes mapped to it (a class
+mapped from ``car`` and ``truck`` scores as the more confident of the two); ontology classes the model
+cannot see score 0.
+
+Example:
+    >>> teacher = YoloTeacher(onto, weights="yolov8n.pt")      # doctest: +SKIP
+    >>> dets = teacher.predict([rgb])[0]                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autolabel.detections import make_detections
+from autolabel.errors import TeacherError, WeightsNotFoundError
+from autolabel.ontology import Ontology
+from autolabel.teachers import TEACHERS
+from autolabel.teachers.base import Teacher
+from autolabel.weights import looked_in, resolve_device, resolve_local_weights
+
+if TYPE_CHECKING:
+    import supervision as sv
+    import torch
+
+__all__ = ["YoloTeacher", "load_ultralytics", "yolo_candidates"]
+
+
+def load_ultralytics(spec: str, teacher: str) -> Any:
+    """Load an Ultralytics model from a local file or (online) an Ultralytics asset name.
+
+    Raises:
+        WeightsNotFoundError: offline and not found locally, or the file is not an Ultralytics checkpoint.
+    """
+    from ultralytics import YOLO
+
+    local = resolve_local_weights(spec)
+    if local is None:
+        offline = os.environ.get("YOLO_OFFLINE", "").lower() in {"1", "true", "yes"}
+        hint = (
+            f"download it on a connected machine (Ultralytics fetches '{spec}' by name) or pass a local "
+            f"file: --teacher {teacher}:/path/to/{os.path.basename(spec)} (or set AUTOLABEL_WEIGHTS_DIR)"
+        )
+        if offline or os.sep in spec or not spec.endswith(".pt"):
+            raise WeightsNotFoundError(f"teacher '{teacher}': weights '{spec}' not found (looked in {looked_in(spec)}); {hint}")
+        try:
+            return YOLO(spec)
+        except Exception as e:  # network errors come in many types
+            raise WeightsNotFoundError(
+                f"teacher '{teacher}': weights '{spec}' not found locally ({looked_in(spec)}) and the download "
+                f"failed ({type(e).__name__}); {hint}"
+            ) from None
+    try:
+        return YOLO(str(local))
+    except Exception as e:
+        raise WeightsNotFoundError(
+            f"teacher '{teacher}': '{local}' is not a loadable Ultralytics checkpoint ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:120] if str(e) else ''})"
+        ) from None
+
+
+def letterbox_batch(
+    images: Sequence[np.ndarray], imgsz: int, device: str, half: bool
+) -> tuple[torch.Tensor, list[tuple[float, float, float]]]:
+    """Letterbox RGB images to ``imgsz``² (Ultralytics' LetterBox, pad 114) and stack them as a tensor.
+
+    Returns the (B, 3, S, S) float tensor in [0, 1] and, per image, (ratio, pad_x, pad_y) to map back.
+    """
+    import torch
+    from ultralytics.data.augment import LetterBox
+
+    lb = LetterBox(new_shape=(imgsz, imgsz), auto=False, scaleup=True)
+    arrays, params = [], []
+    for im in images:
+        h, w = im.shape[:2]
+        r = min(imgsz / h, imgsz / w)
+        new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
+        # LetterBox centres the resized image; the left/top pads are half the (rounded) remainder.
+        pad_x = round((imgsz - new_w) / 2 - 0.1)
+        pad_y = round((imgsz - new_h) / 2 - 0.1)
+        arrays.append(lb(image=np.ascontiguousarray(im)))
+        params.append((r, float(pad_x), float(pad_y)))
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    x = x.to(device)
+    x = (x.half() if half else x.float()) / 255.0
+    return x, params
+
+
+def yolo_candidates(
+    raw: torch.Tensor,
+    class_map: np.ndarray,
+    num_classes: int,
+    min_score: float,
+    iou: float,
+    max_det: int,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Turn raw YOLO output (B, 4 + nc, anchors) into per-image (xyxy, soft scores) after NMS.
+
+    ``class_map[k]`` is the ontology id of model class ``k`` (or -1). Ontology scores are the max over the
+    model classes mapped to each ontology class. NMS is per ontology class (hard class = argmax), and the
+    full soft rows of the survivors are gathered by index — this is what Ultralytics' NMS throws away.
+    """
+    import torch
+    import torchvision
+
+    out = []
+    mapped = [np.flatnonzero(class_map == c) for c in range(num_classes)]
+    for pred in raw.float():  # (4 + nc, A)
+        boxes_xywh = pred[:4].T
+        cls_scores = pred[4 : 4 + len(class_map)].T  # (A, nc)
+        onto = torch.zeros((cls_scores.shape[0], num_classes), device=pred.device)
+        for c, ks in enumerate(mapped):
+            if len(ks):
+                onto[:, c] = cls_scores[:, torch.as_tensor(ks, device=pred.device)].amax(1)
+        conf, cls = onto.max(1)
+        keep = conf >= min_score
+        if keep.sum() > 30000:  # as Ultralytics: cap the NMS input
+            keep &= conf >= conf[keep].topk(30000).values[-1]
+        b, s, c_, k = boxes_xywh[keep], onto[keep], cls[keep], conf[keep]
+        xyxy = torch.cat([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], 1)
+        idx = torchvision.ops.batched_nms(xyxy, k, c_, iou)[:max_det]
+        out.append((xyxy[idx].cpu().numpy(), s[idx].cpu().numpy()))
+    return out
+
+
+@TEACHERS.register(
+    "yolo",
+    help="closed-set Ultralytics detector (e.g. a COCO YOLO), class names mapped to the ontology",
+    default_weights="yolov8n.pt",
+)
+class YoloTeacher(Teacher):
+    """Closed-set teacher over an Ultralytics detection checkpoint.
+
+    Args:
+        ontology: the classes; each maps to model classes through ``aliases`` (or its name/prompts).
+        weights: checkpoint path or Ultralytics name (default ``yolov8n.pt``).
+        imgsz: inference size (square letterbox).
+        iou: NMS IoU between boxes of the same class.
+        max_det: most boxes per image.
+    """
+
+    name = "yolo"
+    default_weights = "yolov8n.pt"
+
+    def __init__(
+        self,
+        ontology: Ontology,
+        weights: str | None = None,
+        device: str = "auto",
+        min_score: float | None = None,
+        batch_size: int = 8,
+        imgsz: int = 640,
+        iou: float = 0.7,
+        max_det: int = 300,
+    ) -> None:
+        super().__init__(ontology, weights, device, min_score, batch_size)
+        self.imgsz, self.iou, self.max_det = int(imgsz), float(iou), int(max_det)
+        self.device = resolve_device(device)
+        self._yolo = load_ultralytics(str(self.weights), self.name)
+        if getattr(self._yolo, "task", "detect") != "detect":
+            raise TeacherError(f"teacher 'yolo': '{self.weights}' is a {self._yolo.task} model; expected a detection model")
+        self.model_names: dict[int, str] = dict(self._yolo.names)
+        mapping = ontology.map_model_classes(self.model_names)
+        if not mapping:
+            raise TeacherError(
+                f"teacher 'yolo': none of the ontology classes {ontology.names} matches a class of "
+                f"'{self.weights}' (its classes include {list(self.model_names.values())[:8]}...); add "
+                "'aliases' to the ontology classes"
+            )
+        self.class_map = np.full(len(self.model_names), -1, dtype=int)
+        for mid, cid in mapping.items():
+            self.class_map[mid] = cid
+        self.unmapped = [c for i, c in enumerate(ontology.names) if i not in set(mapping.values())]
+        if self.unmapped:
+            warnings.warn(
+                f"teacher 'yolo': ontology classes {self.unmapped} have no class in '{self.weights}'; "
+                "they will never be labeled by this teacher",
+                stacklevel=2,
+            )
+        self.half = self.device.startswith("cuda")
+        model = self._yolo.model
+        model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
+        self.model = (model.half() if self.half else model.float()).to(self.device).eval()
+        self.stride = int(max(getattr(self.model, "stride", [32])))
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        import torch
+
+        if not len(images):
+            return []
+        with torch.inference_mode():
+            x, params = letterbox_batch(images, self.imgsz, self.device, self.half)
+            raw = self.model(x)
+            raw = raw[0] if isinstance(raw, (list, tuple)) else raw
+            cands = yolo_candidates(raw, self.class_map, self.num_classes, self.min_score, self.iou, self.max_det)
+        results = []
+        for (xyxy, soft), (r, px, py), im in zip(cands, params, images):
+            h, w = im.shape[:2]
+            xyxy = xyxy.copy()
+            xyxy[:, [0, 2]] = ((xyxy[:, [0, 2]] - px) / r).clip(0, w)
+            xyxy[:, [1, 3]] = ((xyxy[:, [1, 3]] - py) / r).clip(0, h)
+            results.append(make_detections(xyxy, soft))
+        return results

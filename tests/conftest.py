@@ -1,0 +1,57 @@
+"""Shared fixtures. Tests never touch the network: hubs are forced offline here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Offline before anything imports ultralytics / transformers / huggingface_hub.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".yolo_config"))
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+
+def weights_path(name: str) -> Path:
+    """A real weights file from AUTOLABEL_WEIGHTS_DIR, or skip the test with the reason."""
+    d = os.environ.get("AUTOLABEL_WEIGHTS_DIR")
+    if not d:
+        pytest.skip(f"real weights '{name}' need AUTOLABEL_WEIGHTS_DIR (CI sets it to ../shared/weights)")
+    p = Path(d) / name
+    if not p.is_file():
+        pytest.skip(f"'{name}' not found in AUTOLABEL_WEIGHTS_DIR={d}")
+    return p
+
+
+def shared_data(*parts: str) -> Path:
+    """A folder of ../shared/data, or skip with the reason."""
+    base = Path(os.environ.get("AUTOLABEL_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    p = base.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"shared data '{p}' is absent (set AUTOLABEL_SHARED_DATA)")
+    return p
+
+
+@pytest.fixture
+def bus_image() -> np.ndarray:
+    """Ultralytics' bus.jpg (4 persons and a bus) as RGB."""
+    import cv2
+    import ultralytics
+
+    p = Path(ultralytics.__file__).parent / "assets" / "bus.jpg"
+    img = cv2.imread(str(p))
+    assert img is not None, p
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture
+def assets_dir() -> Path:
+    import ultralytics
+
+    return Path(ultralytics.__file__).parent / "assets"
