@@ -285,7 +285,7 @@ class DatasetWriter:
                 "split": split,
                 "image": img_rel,
                 "label": lbl_rel,
-                "source": frame.source,
+                "source": str(Path(frame.source).resolve()),
                 "frame_index": frame.frame_index,
                 "timestamp": frame.timestamp,
                 "width": w,
@@ -394,36 +394,39 @@ class DatasetWriter:
                     if entry.name.startswith(".") or stem not in ok_ids:
                         os.unlink(entry.path)
 
-    def _write_preview(self, recs: list[dict[str, Any]], tile: int = 320) -> None:
+    def _write_preview(self, recs: list[dict[str, Any]], width: int = 480) -> None:
+        """A grid of up to 4 columns of annotated samples; tiles keep the first sample's aspect ratio."""
         import cv2
         import supervision as sv
 
-        tiles = []
-        box_annotator = sv.BoxAnnotator(thickness=2)
-        label_annotator = sv.LabelAnnotator(text_scale=0.4, text_padding=2)
+        tiles: list[np.ndarray] = []
+        tile_h = None
         for rec in recs:
             img = cv2.imread(str(self.root / rec["image"]))
             if img is None:
                 continue
+            h, w = img.shape[:2]
+            tile_h = tile_h or max(1, round(width * h / w))
             det = sv.Detections(
                 xyxy=np.asarray(rec["xyxy"], dtype=np.float32).reshape(-1, 4),
                 class_id=np.asarray(rec["class_id"], dtype=int),
                 confidence=np.asarray(rec["confidence"], dtype=np.float32),
             )
-            labels = [f"{self.ontology.names[c]} {s:.2f}" for c, s in zip(det.class_id, det.confidence)]
-            img = box_annotator.annotate(img.copy(), det)
-            img = label_annotator.annotate(img, det, labels=labels)
-            h, w = img.shape[:2]
-            r = tile / max(h, w)
+            # draw at tile resolution so boxes and text stay legible whatever the source size
+            r = min(width / w, tile_h / h)
             img = cv2.resize(img, (max(1, round(w * r)), max(1, round(h * r))), interpolation=cv2.INTER_AREA)
-            canvas = np.full((tile, tile, 3), 40, np.uint8)
+            det.xyxy = det.xyxy * r
+            labels = [f"{self.ontology.names[c]} {s:.2f}" for c, s in zip(det.class_id, det.confidence)]
+            img = sv.BoxAnnotator(thickness=1).annotate(img, det)
+            img = sv.LabelAnnotator(text_scale=0.35, text_padding=1, text_thickness=1).annotate(img, det, labels=labels)
+            canvas = np.full((tile_h, width, 3), 40, np.uint8)
             canvas[: img.shape[0], : img.shape[1]] = img
             tiles.append(canvas)
-        if not tiles:
+        if not tiles or tile_h is None:
             return
         cols = min(4, len(tiles))
         rows = -(-len(tiles) // cols)
-        tiles += [np.full((tile, tile, 3), 40, np.uint8)] * (rows * cols - len(tiles))
+        tiles += [np.full((tile_h, width, 3), 40, np.uint8)] * (rows * cols - len(tiles))
         grid = np.vstack([np.hstack(tiles[r * cols : (r + 1) * cols]) for r in range(rows)])
         ok, buf = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])
         if ok:

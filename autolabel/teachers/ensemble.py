@@ -156,7 +156,9 @@ def weighted_boxes_fusion(
         soft = d.data.get(SOFT_SCORES)
         if soft is None:
             raise ValueError(f"detections of model {t} lack data['{SOFT_SCORES}']")
-        soft = np.asarray(soft, dtype=np.float64).reshape(len(d), -1)
+        soft = np.asarray(soft, dtype=np.float64)
+        if soft.ndim != 2 or soft.shape[0] != len(d):
+            raise ValueError(f"data['{SOFT_SCORES}'] of model {t} has shape {soft.shape}, expected ({len(d)}, C)")
         if num_classes is None:
             num_classes = soft.shape[1]
         elif soft.shape[1] != num_classes:

@@ -1,0 +1,248 @@
+"""YOLO-World (Cheng et al., CVPR 2024) through Ultralytics: a real-time open-vocabulary detector.
+
+Every ontology *prompt* becomes one YOLO-World class (``model.set_classes(ontology.prompts)``), so the
+detector scores each box against each prompt with its own sigmoid. The soft score of an ontology class is the
+**maximum over its prompts** (the best-matching description wins: "pedestrian" and "security guard" are
+alternative names for "person", not independent evidence, so averaging would dilute a match and summing could
+exceed 1). Prompts are merged *before* NMS, so two prompts of one class never keep two copies of one object.
+
+Ultralytics' predictor only returns the argmax class of each box. To keep the full per-class score vector,
+:meth:`YoloWorldTeacher.predict` letterboxes the batch itself, runs the torch model's forward to get the raw
+``(B, 4 + prompts, anchors)`` output (xywh in letterboxed pixels, sigmoid scores), keeps anchors whose best
+class score reaches ``min_score``, applies class-aware NMS (``torchvision.ops.batched_nms``) and gathers the
+score rows of the kept anchors.
+
+Weights: a local ``.pt`` (looked for with :func:`~autolabel.weights.resolve_local_weights`), or an
+Ultralytics name that Ultralytics downloads when online. ``set_classes`` also needs CLIP ViT-B/32 as text
+encoder (the ``clip`` package and ``ViT-B-32.pt`` in Ultralytics' weights folder); offline, a missing encoder
+raises one :class:`~autolabel.errors.WeightsNotFoundError` line saying what to provide. Nothing is ever
+pip-installed: Ultralytics' auto-install is switched off while the encoder loads.
+
+Example:
+    >>> from autolabel.teachers import create_teacher
+    >>> t = create_teacher("yolo-world:/models/yolov8s-worldv2.pt", ontology=onto)  # doctest: +SKIP
+    >>> t.predict([rgb])[0].data["soft_scores"].shape                              # doctest: +SKIP
+    (7, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autolabel.detections import empty_detections, make_detections
+from autolabel.errors import TeacherError, WeightsNotFoundError
+from autolabel.ontology import Ontology
+from autolabel.teachers import TEACHERS
+from autolabel.teachers.base import Teacher
+from autolabel.weights import looked_in, resolve_device, resolve_local_weights
+
+if TYPE_CHECKING:
+    import supervision as sv
+
+__all__ = ["YoloWorldTeacher"]
+
+CLIP_VARIANT = "ViT-B/32"
+"""The text encoder Ultralytics' ``WorldModel.set_classes`` builds (``build_text_model("clip:ViT-B/32")``)."""
+CLIP_FILE = "ViT-B-32.pt"
+"""The file ``clip.load("ViT-B/32", download_root=WEIGHTS_DIR / "clip")`` reads or downloads."""
+
+
+@contextmanager
+def _no_autoinstall() -> Iterator[None]:
+    """Switch off Ultralytics' pip auto-install (importing its text model pip-installs ``clip`` otherwise)."""
+    from ultralytics.utils import checks
+
+    old = checks.AUTOINSTALL
+    checks.AUTOINSTALL = False
+    try:
+        yield
+    finally:
+        checks.AUTOINSTALL = old
+
+
+@TEACHERS.register(
+    "yolo-world",
+    help="YOLO-World open-vocabulary detector (Ultralytics); every prompt is a class",
+    default_weights="yolov8s-worldv2.pt",
+)
+class YoloWorldTeacher(Teacher):
+    """Open-vocabulary YOLO-World teacher with per-class soft scores.
+
+    Args:
+        ontology: the classes; all their prompts become YOLO-World classes.
+        weights: a local ``*-world*.pt`` file or an Ultralytics name (default ``yolov8s-worldv2.pt``); a model
+            ``.yaml`` builds the architecture with random weights (tests only).
+        device, min_score, batch_size: see :class:`~autolabel.teachers.base.Teacher`.
+        imgsz: square letterbox size of the forward pass.
+        iou: IoU of the class-aware NMS.
+        max_det: most boxes kept per image.
+
+    Example:
+        >>> t = YoloWorldTeacher(onto, weights="yolov8s-worldv2.pt", device="cpu")  # doctest: +SKIP
+    """
+
+    name = "yolo-world"
+    default_weights = "yolov8s-worldv2.pt"
+
+    def __init__(
+        self,
+        ontology: Ontology,
+        weights: str | None = None,
+        device: str = "auto",
+        min_score: float | None = None,
+        batch_size: int = 8,
+        imgsz: int = 640,
+        iou: float = 0.7,
+        max_det: int = 300,
+    ) -> None:
+        super().__init__(ontology, weights=weights, device=device, min_score=min_score, batch_size=batch_size)
+        self.imgsz = int(imgsz)
+        self.iou = float(iou)
+        self.max_det = int(max_det)
+        self.device = resolve_device(device)
+        self._model = self._load()
+
+    # -- loading ------------------------------------------------------------------------------
+    def _load(self) -> Any:
+        """Load the checkpoint, set the prompts as classes and return the torch ``WorldModel`` in eval mode."""
+        import torch
+        from ultralytics import YOLOWorld
+        from ultralytics.nn.tasks import WorldModel
+
+        spec = str(self.weights)
+        local = resolve_local_weights(spec)
+        if local is not None:
+            source = str(local)
+        elif spec.endswith((".yaml", ".yml")):  # architecture only (random weights): for tests
+            source = spec
+        else:
+            from ultralytics.utils import ONLINE
+
+            hint = (
+                f"download {Path(spec).name} on a connected machine and pass "
+                f"--teacher yolo-world:/path/{Path(spec).name}"
+            )
+            if len(Path(spec).parts) > 1 or not ONLINE:  # a path that is not there, or nowhere to get it from
+                raise WeightsNotFoundError(
+                    f"teacher 'yolo-world': weights '{spec}' not found (looked in {looked_in(spec)}); {hint}"
+                )
+            source = spec  # an Ultralytics name: let Ultralytics download it into its weights folder
+        try:
+            model = YOLOWorld(source)
+        except Exception as e:  # download failures, corrupt files
+            raise WeightsNotFoundError(
+                f"teacher 'yolo-world': could not load '{spec}' ({_first_line(e)}); "
+                f"pass a local file with --teacher yolo-world:/path/yolov8s-worldv2.pt"
+            ) from None
+        if not isinstance(model.model, WorldModel):
+            raise TeacherError(
+                f"teacher 'yolo-world': '{spec}' is a {type(model.model).__name__}, not a YOLO-World model; "
+                "use a *-world*.pt checkpoint (or --teacher yolo for closed-set YOLO)"
+            )
+
+        prompts = self.ontology.prompts
+        try:
+            with _no_autoinstall():
+                model.set_classes(prompts)
+        except Exception as e:  # no `clip` package, or ViT-B-32.pt cannot be downloaded
+            raise WeightsNotFoundError(_clip_error(e)) from None
+
+        net = model.model
+        net.to(self.device).eval()
+        net.fuse(verbose=False)  # fold BatchNorm into convs, as Ultralytics' own predictor does
+        for p in net.parameters():
+            p.requires_grad_(False)
+        # txt_feats is a plain attribute, not a buffer: .to() does not move it, so move it once here.
+        net.txt_feats = net.txt_feats.to(self.device, torch.float32)
+        self._stride = int(max(net.stride.max().item(), 32)) if hasattr(net, "stride") else 32
+        # Column j of the raw scores is prompt j; this maps it to its ontology class.
+        self._prompt_class = torch.as_tensor(self.ontology.prompt_class, device=self.device)
+        return net
+
+    # -- inference ----------------------------------------------------------------------------
+    def _preprocess(self, images: Sequence[np.ndarray]) -> Any:
+        import torch
+        from ultralytics.data.augment import LetterBox
+
+        # Fixed square letterbox (auto=False) so a batch of different sizes stacks; the images are RGB already,
+        # which is what the model expects (Ultralytics' predictor only flips BGR inputs).
+        letterbox = LetterBox(new_shape=(self.imgsz, self.imgsz), auto=False, stride=self._stride)
+        batch = np.stack([letterbox(image=np.ascontiguousarray(im[..., :3])) for im in images])
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
+        return x.float().div_(255.0)
+
+    def _class_scores(self, prompt_scores: Any) -> Any:
+        """(B, P, A) prompt scores -> (B, C, A) class scores, the max over each class's prompts."""
+        import torch
+
+        b, _, a = prompt_scores.shape
+        out = torch.zeros(b, self.num_classes, a, device=prompt_scores.device, dtype=prompt_scores.dtype)
+        index = self._prompt_class.view(1, -1, 1).expand_as(prompt_scores)
+        return out.scatter_reduce_(1, index, prompt_scores, reduce="amax", include_self=True)
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        import torch
+        from torchvision.ops import batched_nms
+        from ultralytics.utils.ops import scale_boxes, xywh2xyxy
+
+        if len(images) == 0:
+            return []
+        out: list[sv.Detections] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            x = self._preprocess(chunk)
+            with torch.inference_mode():
+                raw = self._model(x)
+            pred = (raw[0] if isinstance(raw, (tuple, list)) else raw).float()  # (B, 4 + P, A)
+            n_prompts = len(self.ontology.prompts)
+            scores = self._class_scores(pred[:, 4 : 4 + n_prompts])  # (B, C, A)
+            for i, im in enumerate(chunk):
+                cls_scores = scores[i].T  # (A, C)
+                conf, cls = cls_scores.max(1)
+                keep = conf >= self.min_score
+                if not keep.any():
+                    out.append(empty_detections(self.num_classes))
+                    continue
+                boxes = xywh2xyxy(pred[i, :4].T[keep])
+                conf, cls, cls_scores = conf[keep], cls[keep], cls_scores[keep]
+                kept = batched_nms(boxes, conf, cls, self.iou)[: self.max_det]
+                # Letterboxed pixels -> original pixels (undoes the padding and gain, clips to the image).
+                xyxy = scale_boxes((self.imgsz, self.imgsz), boxes[kept].clone(), im.shape[:2])
+                out.append(
+                    make_detections(
+                        xyxy.cpu().numpy(),
+                        cls_scores[kept].clamp_(0, 1).cpu().numpy(),
+                        class_id=cls[kept].cpu().numpy(),
+                        confidence=conf[kept].cpu().numpy(),
+                    )
+                )
+        return out
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:160]
+
+
+def _clip_error(e: BaseException) -> str:
+    """One line saying which text-encoder file Ultralytics wanted and how to provide it."""
+    from ultralytics.utils import WEIGHTS_DIR
+
+    target = Path(WEIGHTS_DIR) / "clip" / CLIP_FILE
+    if isinstance(e, ImportError):
+        need = (
+            "the 'clip' package is not installed; install it on a connected machine "
+            "(pip install git+https://github.com/ultralytics/CLIP.git) and copy "
+            f"{CLIP_FILE} to {target}"
+        )
+    else:
+        need = f"copy {CLIP_FILE} (downloaded by clip.load('{CLIP_VARIANT}') on a connected machine) to {target}"
+    return (
+        f"teacher 'yolo-world': set_classes() needs the CLIP {CLIP_VARIANT} text encoder, which Ultralytics "
+        f"could not load ({_first_line(e)}); {need}"
+    )
