@@ -19,7 +19,9 @@ ONTO = Ontology.from_names(["person", "car"], threshold=0.1)
 
 
 def dets(boxes: list[list[float]], soft: list[list[float]], cls: list[int] | None = None, conf=None):
-    return make_detections(np.array(boxes, dtype=float).reshape(-1, 4), np.array(soft, dtype=float), cls, conf)
+    return make_detections(
+        np.array(boxes, dtype=float).reshape(-1, 4), np.array(soft, dtype=float), cls, conf
+    )
 
 
 # -- weighted boxes fusion ------------------------------------------------------------------------------
@@ -63,7 +65,9 @@ def test_wbf_max_and_other_conf_types() -> None:
     assert m.confidence[by_x[0]] == pytest.approx(0.6)
     np.testing.assert_allclose(m.data[SOFT_SCORES][by_x[0]], [0.6, 0.3], atol=1e-6)
     assert m.confidence[by_x[1]] == pytest.approx(0.9)
-    aw = weighted_boxes_fusion([a, b], image_wh=(200, 200), conf_type="absent_model_aware_avg", weights=[1, 2])
+    aw = weighted_boxes_fusion(
+        [a, b], image_wh=(200, 200), conf_type="absent_model_aware_avg", weights=[1, 2]
+    )
     by_x = np.argsort(aw.xyxy[:, 0])
     assert aw.confidence[by_x[0]] == pytest.approx((0.8 + 1.2) / 3)
     assert aw.confidence[by_x[1]] == pytest.approx(1.8 / (2 + 1))  # model a (weight 1) absent
@@ -88,7 +92,7 @@ def test_wbf_does_not_fuse_different_classes() -> None:
 def test_wbf_running_box_and_skip_and_clipping() -> None:
     # Three models agree -> one cluster, fused box is the confidence-weighted mean of all three.
     boxes = [[0, 0, 10, 10], [1, 0, 11, 10], [2, 0, 12, 10]]
-    ms = [dets([b], [[s, 0.0]]) for b, s in zip(boxes, [0.9, 0.6, 0.3])]
+    ms = [dets([b], [[s, 0.0]]) for b, s in zip(boxes, [0.9, 0.6, 0.3], strict=True)]
     fused = weighted_boxes_fusion(ms, image_wh=(100, 100))
     assert len(fused) == 1
     x1 = (0.9 * 0 + 0.6 * 1 + 0.3 * 2) / 1.8
@@ -127,7 +131,9 @@ if "fixed-test" not in TEACHERS:
 
 def test_ensemble_teacher_fuses_members() -> None:
     a = FixedTeacher(ONTO, dets([[10, 10, 50, 50]], [[0.8, 0.1]]), weights="a.pt")
-    b = FixedTeacher(ONTO, dets([[12, 12, 52, 52], [60, 60, 90, 90]], [[0.6, 0.3], [0.1, 0.45]]), weights="b.pt")
+    b = FixedTeacher(
+        ONTO, dets([[12, 12, 52, 52], [60, 60, 90, 90]], [[0.6, 0.3], [0.1, 0.45]]), weights="b.pt"
+    )
     ens = EnsembleTeacher(ONTO, teachers=[a, b], weights=[2, 1])
     assert "ensemble" in TEACHERS and TEACHERS.get("ensemble") is EnsembleTeacher
     assert ens.spec == "ensemble(fixed:a.pt+fixed:b.pt;weights=2,1)"
@@ -221,7 +227,9 @@ def test_tile_windows_cover_the_image() -> None:
     assert all(x2 - x1 <= 256 and y2 - y1 <= 256 for x1, y1, x2, y2 in wins)
     assert max(w[2] for w in wins) == 1000 and max(w[3] for w in wins) == 300
     xs = sorted({w[0] for w in wins})
-    assert all(b - a <= 256 * 0.75 for a, b in zip(xs, xs[1:]))  # at least the requested overlap
+    assert all(
+        b - a <= 256 * 0.75 for a, b in zip(xs, xs[1:], strict=False)
+    )  # at least the requested overlap
     assert tile_windows(200, 100, 256, 0.2) == [(0, 0, 200, 100)]
 
 

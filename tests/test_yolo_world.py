@@ -10,10 +10,10 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported: ne
 import numpy as np
 import pytest
 
+import autolabel.teachers.yolo_world  # noqa: F401  (registers "yolo-world" until it is in _BUILTIN)
 from autolabel.detections import SOFT_SCORES, validate_soft_scores
 from autolabel.errors import WeightsNotFoundError
 from autolabel.ontology import Ontology
-import autolabel.teachers.yolo_world  # noqa: F401  (registers "yolo-world" until it is in _BUILTIN)
 from autolabel.teachers import create_teacher
 
 pytest.importorskip("ultralytics")
@@ -68,7 +68,7 @@ def test_predict_returns_per_class_soft_scores(fake_text_encoder: list[list[str]
     images = _images()
     out = teacher.predict(images)
     assert len(out) == 2
-    for im, d in zip(images, out):
+    for im, d in zip(images, out, strict=True):
         soft = validate_soft_scores(d, 2)  # C = ontology classes, not prompts
         assert len(d) > 0 and soft.shape == (len(d), 2)
         h, w = im.shape[:2]
@@ -89,13 +89,18 @@ def test_prompt_scores_merge_by_max(fake_text_encoder: list[list[str]]) -> None:
 
 def test_min_score_filters_candidates(fake_text_encoder: list[list[str]]) -> None:
     images = _images()[:1]
-    low = create_teacher(f"yolo-world:{YAML}", ONTO, device="cpu", imgsz=160, min_score=0.0).predict(images)[0]
+
+    def run(min_score: float):
+        teacher = create_teacher(f"yolo-world:{YAML}", ONTO, device="cpu", imgsz=160, min_score=min_score)
+        return teacher.predict(images)[0]
+
+    low = run(0.0)
     cut = float(np.median(low.confidence))
-    high = create_teacher(f"yolo-world:{YAML}", ONTO, device="cpu", imgsz=160, min_score=cut).predict(images)[0]
+    high = run(cut)
     assert (high.confidence >= cut - 1e-6).all()
     assert 0 < len(high) <= len(low)
     assert high.data[SOFT_SCORES].shape == (len(high), 2)
-    none = create_teacher(f"yolo-world:{YAML}", ONTO, device="cpu", imgsz=160, min_score=1.0).predict(images)[0]
+    none = run(1.0)
     assert len(none) == 0 and none.data[SOFT_SCORES].shape == (0, 2)
 
 
@@ -115,7 +120,9 @@ def test_missing_weights_error_names_places(tmp_path, monkeypatch: pytest.Monkey
     assert "yolov8s-worldv2.pt" in str(e.value)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("clip") is not None, reason="clip installed: would try a download")
+@pytest.mark.skipif(
+    importlib.util.find_spec("clip") is not None, reason="clip installed: would try a download"
+)
 def test_missing_text_encoder_is_one_line() -> None:
     # No fake encoder: set_classes needs CLIP, whose package is absent here and must not be pip-installed.
     with pytest.raises(WeightsNotFoundError) as e:

@@ -158,7 +158,9 @@ def weighted_boxes_fusion(
             raise ValueError(f"detections of model {t} lack data['{SOFT_SCORES}']")
         soft = np.asarray(soft, dtype=np.float64)
         if soft.ndim != 2 or soft.shape[0] != len(d):
-            raise ValueError(f"data['{SOFT_SCORES}'] of model {t} has shape {soft.shape}, expected ({len(d)}, C)")
+            raise ValueError(
+                f"data['{SOFT_SCORES}'] of model {t} has shape {soft.shape}, expected ({len(d)}, C)"
+            )
         if num_classes is None:
             num_classes = soft.shape[1]
         elif soft.shape[1] != num_classes:
@@ -181,7 +183,7 @@ def weighted_boxes_fusion(
     if not parts:
         return empty_detections(num_classes)
 
-    boxes, conf, cls, model, soft = (np.concatenate(p) for p in zip(*parts))
+    boxes, conf, cls, model, soft = (np.concatenate(p) for p in zip(*parts, strict=True))
     member_w = w[model]
     # Column 0 is the confidence, 1.. the soft row: both are fused by the same formula.
     scores = np.concatenate([conf[:, None], soft], 1)
@@ -210,7 +212,9 @@ def weighted_boxes_fusion(
             members = np.asarray(members_list)
             out_boxes.append(fused[k])
             out_scores.append(
-                _fuse_scores(scores[members], member_w[members], model[members], w, conf_type, allows_overflow)
+                _fuse_scores(
+                    scores[members], member_w[members], model[members], w, conf_type, allows_overflow
+                )
             )
             out_cls.append(int(c))
 
@@ -306,7 +310,7 @@ class EnsembleTeacher(Teacher):
 
     def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
         per_member = [t.predict(images) for t in self.teachers]
-        for t, dets in zip(self.teachers, per_member):
+        for t, dets in zip(self.teachers, per_member, strict=True):
             if len(dets) != len(images):
                 raise ValueError(f"teacher '{t.spec}' returned {len(dets)} results for {len(images)} images")
         out = []

@@ -135,14 +135,17 @@ class TTATeacher(_Wrapper):
                 batch.append(np.ascontiguousarray(v))
             dets = self.base.predict(batch)
             mapped = []
-            for im, v, d in zip(images, batch, dets):
+            for im, v, d in zip(images, batch, dets, strict=True):
                 h, w = im.shape[:2]
                 if len(d) == 0:
                     mapped.append(empty_detections(c))
                     continue
                 # Back to original pixels: undo the resize (exact per-axis ratio), then the mirror.
                 xyxy = np.asarray(d.xyxy, dtype=np.float64) * [
-                    w / v.shape[1], h / v.shape[0], w / v.shape[1], h / v.shape[0]
+                    w / v.shape[1],
+                    h / v.shape[0],
+                    w / v.shape[1],
+                    h / v.shape[0],
                 ]
                 if flip:
                     xyxy = np.stack([w - xyxy[:, 2], xyxy[:, 1], w - xyxy[:, 0], xyxy[:, 3]], 1)
@@ -254,13 +257,15 @@ class TiledTeacher(_Wrapper):
         for k in range(0, len(views), bs):
             chunk = views[k : k + bs]
             crops = [
-                images[i] if win is None else np.ascontiguousarray(images[i][win[1] : win[3], win[0] : win[2]])
+                images[i]
+                if win is None
+                else np.ascontiguousarray(images[i][win[1] : win[3], win[0] : win[2]])
                 for i, win in chunk
             ]
             results += self.base.predict(crops)
 
         per_image: list[list[tuple[sv.Detections, np.ndarray]]] = [[] for _ in images]
-        for (i, win), d in zip(views, results):
+        for (i, win), d in zip(views, results, strict=True):
             if len(d) == 0:
                 continue
             h, w = images[i].shape[:2]

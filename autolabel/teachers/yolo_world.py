@@ -234,15 +234,14 @@ def _clip_error(e: BaseException) -> str:
     from ultralytics.utils import WEIGHTS_DIR
 
     target = Path(WEIGHTS_DIR) / "clip" / CLIP_FILE
+    head = f"teacher 'yolo-world': set_classes() needs the CLIP {CLIP_VARIANT} text encoder"
     if isinstance(e, ImportError):
-        need = (
-            "the 'clip' package is not installed; install it on a connected machine "
-            "(pip install git+https://github.com/ultralytics/CLIP.git) and copy "
-            f"{CLIP_FILE} to {target}"
+        return (
+            f"{head}, but the 'clip' package is not installed (autolabel never pip-installs at run time); "
+            "on a connected machine run `pip install git+https://github.com/ultralytics/CLIP.git` "
+            f"and put {CLIP_FILE} in {target.parent}"
         )
-    else:
-        need = f"copy {CLIP_FILE} (downloaded by clip.load('{CLIP_VARIANT}') on a connected machine) to {target}"
     return (
-        f"teacher 'yolo-world': set_classes() needs the CLIP {CLIP_VARIANT} text encoder, which Ultralytics "
-        f"could not load ({_first_line(e)}); {need}"
+        f"{head}; Ultralytics could not load or download {target} ({_first_line(e)}); fetch {CLIP_FILE} on a "
+        f"connected machine (clip.load('{CLIP_VARIANT}') downloads it) and copy it to {target}"
     )
