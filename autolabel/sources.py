@@ -281,9 +281,20 @@ def discover(sources: Sequence[str | Path], report: SourceReport | None = None) 
 
 def _discover(paths: list[Path], report: SourceReport) -> Iterator[MediaItem]:
     several = len(paths) > 1
+    used: set[str] = set()  # top-level names given on the command line: bounded by the argument list
+
+    def unique(name: str) -> str:
+        # Two sources with the same name (a/cam, b/cam; a/x.jpg, b/x.jpg) would share ids, and the
+        # second would be taken as already labeled on resume: number the later ones.
+        out, k = name, 2
+        while out in used:
+            out, k = f"{name}_{k}", k + 1
+        used.add(out)
+        return out
+
     for p in paths:
         if p.is_dir():
-            prefix = [_safe(Path(os.path.abspath(p)).name) or "root"] if several else []
+            prefix = [unique(_safe(Path(os.path.abspath(p)).name) or "root")] if several else []
             yield from _walk(p, prefix, report, ())
         else:
             kind = _kind(p.name)
@@ -291,7 +302,7 @@ def _discover(paths: list[Path], report: SourceReport) -> Iterator[MediaItem]:
                 report.ignored_files += 1
                 continue
             _count(report, kind)
-            yield MediaItem(path=p, kind=kind, id=_make_id([], _split_stem(p.name)[0]))
+            yield MediaItem(path=p, kind=kind, id=unique(_make_id([], _split_stem(p.name)[0])))
 
 
 def _walk(

@@ -588,3 +588,15 @@ def test_memory_does_not_grow_with_number_of_files(tmp_path: Path) -> None:
     assert (n_small, n_big) == (200, 2000)
     # A list of 2,000 paths or frames would add hundreds of KiB; the bound leaves room for allocator noise.
     assert big <= 1.5 * small + 64 * 1024, (small, big)
+
+
+def test_sources_with_the_same_name_get_distinct_ids(tmp_path):
+    from PIL import Image
+
+    for d in ("a/cam", "b/cam"):
+        (tmp_path / d).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / d / "x.jpg")
+    ids = [m.id for m in discover([tmp_path / "a/cam", tmp_path / "b/cam"])]
+    assert ids == ["cam__x", "cam_2__x"]
+    files = [m.id for m in discover([tmp_path / "a/cam/x.jpg", tmp_path / "b/cam/x.jpg"])]
+    assert files == ["x", "x_2"]

@@ -33,8 +33,8 @@ Example:
     >>> a = make_detections(np.array([[10, 10, 50, 50.]]), np.array([[0.8, 0.1]]))
     >>> b = make_detections(np.array([[12, 12, 52, 52.]]), np.array([[0.6, 0.3]]))
     >>> fused = weighted_boxes_fusion([a, b], image_wh=(100, 100))
-    >>> round(float(fused.confidence[0]), 3), fused.data["soft_scores"].round(2).tolist()
-    (0.7, [[0.7, 0.2]])
+    >>> round(float(fused.confidence[0]), 3), [round(float(x), 3) for x in fused.data["soft_scores"][0]]
+    (0.7, [0.7, 0.2])
 """
 
 from __future__ import annotations
