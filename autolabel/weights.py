@@ -47,8 +47,14 @@ def resolve_local_weights(spec: str) -> Path | None:
 
 
 def _ultralytics_weights_dir() -> Path:
-    cfg = os.environ.get("YOLO_CONFIG_DIR")
-    return Path(cfg).expanduser() / "weights" if cfg else Path.home() / ".config" / "Ultralytics" / "weights"
+    """Where Ultralytics keeps downloaded weights (its ``weights_dir`` setting)."""
+    try:  # only called when weights are about to be loaded, so importing ultralytics here costs nothing extra
+        from ultralytics.utils import SETTINGS
+
+        return Path(SETTINGS["weights_dir"])
+    except Exception:  # ultralytics missing or settings unreadable
+        cfg = os.environ.get("YOLO_CONFIG_DIR")
+        return Path(cfg).expanduser() / "weights" if cfg else Path.home() / ".config" / "Ultralytics" / "weights"
 
 
 def looked_in(spec: str) -> str:

@@ -41,6 +41,7 @@ def fake_text_encoder(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     from ultralytics.nn.tasks import WorldModel
 
     monkeypatch.setenv("YOLO_OFFLINE", "1")
+    torch.manual_seed(0)  # the YAML model's random weights
     calls: list[list[str]] = []
 
     def get_text_pe(self, text, batch=80, cache_clip_model=False):
@@ -78,20 +79,29 @@ def test_predict_returns_per_class_soft_scores(fake_text_encoder: list[list[str]
         np.testing.assert_allclose(d.confidence, soft.max(1), atol=1e-6)
 
 
-def test_prompt_scores_merge_by_max(fake_text_encoder: list[list[str]]) -> None:
+def test_prompt_scores_merge_by_max() -> None:
     import torch
 
-    teacher = create_teacher(f"yolo-world:{YAML}", ONTO, device="cpu", imgsz=160)
-    prompt_scores = torch.tensor([[[0.2, 0.9], [0.7, 0.1], [0.5, 0.3]]])  # (B=1, P=3, A=2)
-    merged = teacher._class_scores(prompt_scores)
-    torch.testing.assert_close(merged, torch.tensor([[[0.7, 0.9], [0.5, 0.3]]]))
+    from autolabel.teachers.yolo import yolo_candidates
+
+    # two far-apart anchors (xywh), three prompts -> classes [0, 0, 1] as in ONTO's prompt_class
+    boxes = torch.tensor([[50.0, 300.0], [50.0, 300.0], [20.0, 20.0], [20.0, 20.0]])
+    prompt_scores = torch.tensor([[0.2, 0.9], [0.7, 0.1], [0.5, 0.3]])  # (P=3, A=2)
+    raw = torch.cat([boxes, prompt_scores])[None]  # (B=1, 4 + P, A)
+    (xyxy, soft), = yolo_candidates(raw, np.array([0, 0, 1]), 2, min_score=0.0, iou=0.7, max_det=10)
+    order = np.argsort(xyxy[:, 0])
+    np.testing.assert_allclose(soft[order], [[0.7, 0.5], [0.9, 0.3]])
+    np.testing.assert_allclose(xyxy[order], [[40, 40, 60, 60], [290, 290, 310, 310]])
 
 
 def test_min_score_filters_candidates(fake_text_encoder: list[list[str]]) -> None:
     images = _images()[:1]
 
+    # One model (random weights differ between builds); min_score is read at predict time.
+    teacher = create_teacher(f"yolo-world:{YAML}", ONTO, device="cpu", imgsz=160, min_score=0.0)
+
     def run(min_score: float):
-        teacher = create_teacher(f"yolo-world:{YAML}", ONTO, device="cpu", imgsz=160, min_score=min_score)
+        teacher.min_score = min_score
         return teacher.predict(images)[0]
 
     low = run(0.0)

@@ -57,4 +57,4 @@ def _load_builtin() -> None:
         importlib.import_module(f"autolabel.teachers.{mod}")
 
 
-_BUILTIN: tuple[str, ...] = ("yolo",)
+_BUILTIN: tuple[str, ...] = ("yolo", "yolo_world", "grounding_dino", "owl", "clip", "ensemble")

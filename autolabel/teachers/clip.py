@@ -230,7 +230,7 @@ class ClipTeacher(Teacher):
         if not images:
             return np.zeros((0, C), np.float32)
         text = self.class_embeds
-        scale = float(self.model.logit_scale.exp().float())
+        scale = float(self.model.logit_scale.detach().float().exp())
         chunks = []
         with torch.inference_mode():
             for i in range(0, len(images), self.batch_size):
@@ -249,7 +249,7 @@ class ClipTeacher(Teacher):
         images = _check_images(images, self.name)
         probs = self.classify(images)
         out = []
-        for img, p in zip(images, probs):
+        for img, p in zip(images, probs, strict=True):
             h, w = img.shape[:2]
             if p.max() < self.min_score:
                 out.append(empty_detections(self.num_classes))
@@ -285,7 +285,7 @@ class ClipTeacher(Teacher):
                 f"clip: rescore got {len(images)} images but {len(detections_list)} detection sets"
             )
         crops: list[np.ndarray] = []
-        for img, dets in zip(images, detections_list):
+        for img, dets in zip(images, detections_list, strict=True):
             crops.extend(crop_boxes(img, dets.xyxy, self.context))
         all_probs = self.classify(crops) if crops else np.zeros((0, self.num_classes), np.float32)
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import supervision as sv
     import torch
 
-__all__ = ["YoloTeacher", "load_ultralytics", "yolo_candidates"]
+__all__ = ["YoloTeacher", "load_ultralytics", "predict_yolo", "yolo_candidates"]
 
 
 def load_ultralytics(spec: str, teacher: str) -> Any:
@@ -115,14 +115,14 @@ def yolo_candidates(
     import torchvision
 
     out = []
-    mapped = [np.flatnonzero(class_map == c) for c in range(num_classes)]
+    cols = np.flatnonzero(class_map >= 0)
+    col_idx = torch.as_tensor(cols, device=raw.device)
+    target = torch.as_tensor(class_map[cols], device=raw.device)
     for pred in raw.float():  # (4 + nc, A)
         boxes_xywh = pred[:4].T
-        cls_scores = pred[4 : 4 + len(class_map)].T  # (A, nc)
+        cls_scores = pred[4 + col_idx].T  # (A, mapped model classes)
         onto = torch.zeros((cls_scores.shape[0], num_classes), device=pred.device)
-        for c, ks in enumerate(mapped):
-            if len(ks):
-                onto[:, c] = cls_scores[:, torch.as_tensor(ks, device=pred.device)].amax(1)
+        onto.scatter_reduce_(1, target.expand_as(cls_scores), cls_scores, reduce="amax", include_self=True)
         conf, cls = onto.max(1)
         keep = conf >= min_score
         if keep.sum() > 30000:  # as Ultralytics: cap the NMS input
@@ -195,20 +195,39 @@ class YoloTeacher(Teacher):
         self.stride = int(max(getattr(self.model, "stride", [32])))
 
     def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
-        import torch
+        return predict_yolo(
+            self.model, images, self.imgsz, self.device, self.half, self.class_map, self.num_classes,
+            self.min_score, self.iou, self.max_det,
+        )
 
-        if not len(images):
-            return []
-        with torch.inference_mode():
-            x, params = letterbox_batch(images, self.imgsz, self.device, self.half)
-            raw = self.model(x)
-            raw = raw[0] if isinstance(raw, (list, tuple)) else raw
-            cands = yolo_candidates(raw, self.class_map, self.num_classes, self.min_score, self.iou, self.max_det)
-        results = []
-        for (xyxy, soft), (r, px, py), im in zip(cands, params, images):
-            h, w = im.shape[:2]
-            xyxy = xyxy.copy()
-            xyxy[:, [0, 2]] = ((xyxy[:, [0, 2]] - px) / r).clip(0, w)
-            xyxy[:, [1, 3]] = ((xyxy[:, [1, 3]] - py) / r).clip(0, h)
-            results.append(make_detections(xyxy, soft))
-        return results
+
+def predict_yolo(
+    model: Any,
+    images: Sequence[np.ndarray],
+    imgsz: int,
+    device: str,
+    half: bool,
+    class_map: np.ndarray,
+    num_classes: int,
+    min_score: float,
+    iou: float,
+    max_det: int,
+) -> list[sv.Detections]:
+    """Letterbox a batch, run an Ultralytics detection network, keep full soft rows (shared by YOLO-World)."""
+    import torch
+
+    if not len(images):
+        return []
+    with torch.inference_mode():
+        x, params = letterbox_batch(images, imgsz, device, half)
+        raw = model(x)
+        raw = raw[0] if isinstance(raw, (list, tuple)) else raw
+        cands = yolo_candidates(raw, class_map, num_classes, min_score, iou, max_det)
+    results = []
+    for (xyxy, soft), (r, px, py), im in zip(cands, params, images):
+        h, w = im.shape[:2]
+        xyxy = xyxy.copy()
+        xyxy[:, [0, 2]] = ((xyxy[:, [0, 2]] - px) / r).clip(0, w)
+        xyxy[:, [1, 3]] = ((xyxy[:, [1, 3]] - py) / r).clip(0, h)
+        results.append(make_detections(xyxy, soft))
+    return results

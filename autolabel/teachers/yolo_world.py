@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autolabel.detections import empty_detections, make_detections
 from autolabel.errors import TeacherError, WeightsNotFoundError
 from autolabel.ontology import Ontology
 from autolabel.teachers import TEACHERS
@@ -161,66 +160,19 @@ class YoloWorldTeacher(Teacher):
         net.txt_feats = net.txt_feats.to(self.device, torch.float32)
         self._stride = int(max(net.stride.max().item(), 32)) if hasattr(net, "stride") else 32
         # Column j of the raw scores is prompt j; this maps it to its ontology class.
-        self._prompt_class = torch.as_tensor(self.ontology.prompt_class, device=self.device)
+        self._prompt_class = np.asarray(self.ontology.prompt_class)
         return net
 
     # -- inference ----------------------------------------------------------------------------
-    def _preprocess(self, images: Sequence[np.ndarray]) -> Any:
-        import torch
-        from ultralytics.data.augment import LetterBox
-
-        # Fixed square letterbox (auto=False) so a batch of different sizes stacks; the images are RGB already,
-        # which is what the model expects (Ultralytics' predictor only flips BGR inputs).
-        letterbox = LetterBox(new_shape=(self.imgsz, self.imgsz), auto=False, stride=self._stride)
-        batch = np.stack([letterbox(image=np.ascontiguousarray(im[..., :3])) for im in images])
-        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
-        return x.float().div_(255.0)
-
-    def _class_scores(self, prompt_scores: Any) -> Any:
-        """(B, P, A) prompt scores -> (B, C, A) class scores, the max over each class's prompts."""
-        import torch
-
-        b, _, a = prompt_scores.shape
-        out = torch.zeros(b, self.num_classes, a, device=prompt_scores.device, dtype=prompt_scores.dtype)
-        index = self._prompt_class.view(1, -1, 1).expand_as(prompt_scores)
-        return out.scatter_reduce_(1, index, prompt_scores, reduce="amax", include_self=True)
-
     def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
-        import torch
-        from torchvision.ops import batched_nms
-        from ultralytics.utils.ops import scale_boxes, xywh2xyxy
+        from autolabel.teachers.yolo import predict_yolo
 
-        if len(images) == 0:
-            return []
         out: list[sv.Detections] = []
         for start in range(0, len(images), self.batch_size):
-            chunk = images[start : start + self.batch_size]
-            x = self._preprocess(chunk)
-            with torch.inference_mode():
-                raw = self._model(x)
-            pred = (raw[0] if isinstance(raw, (tuple, list)) else raw).float()  # (B, 4 + P, A)
-            n_prompts = len(self.ontology.prompts)
-            scores = self._class_scores(pred[:, 4 : 4 + n_prompts])  # (B, C, A)
-            for i, im in enumerate(chunk):
-                cls_scores = scores[i].T  # (A, C)
-                conf, cls = cls_scores.max(1)
-                keep = conf >= self.min_score
-                if not keep.any():
-                    out.append(empty_detections(self.num_classes))
-                    continue
-                boxes = xywh2xyxy(pred[i, :4].T[keep])
-                conf, cls, cls_scores = conf[keep], cls[keep], cls_scores[keep]
-                kept = batched_nms(boxes, conf, cls, self.iou)[: self.max_det]
-                # Letterboxed pixels -> original pixels (undoes the padding and gain, clips to the image).
-                xyxy = scale_boxes((self.imgsz, self.imgsz), boxes[kept].clone(), im.shape[:2])
-                out.append(
-                    make_detections(
-                        xyxy.cpu().numpy(),
-                        cls_scores[kept].clamp_(0, 1).cpu().numpy(),
-                        class_id=cls[kept].cpu().numpy(),
-                        confidence=conf[kept].cpu().numpy(),
-                    )
-                )
+            out += predict_yolo(
+                self._model, images[start : start + self.batch_size], self.imgsz, self.device, False,
+                self._prompt_class, self.num_classes, self.min_score, self.iou, self.max_det,
+            )
         return out
 
 
