@@ -202,6 +202,9 @@ def test_grounding_dino_predict(bert_tokenizer, images):
     assert len(teacher.chunks) == 1  # all four prompts in one pass
     chunk = teacher.chunks[0]
     assert bert_tokenizer.decode(list(chunk.input_ids)) == "[CLS] person. man. car. truck. [SEP]"
+    # the packed text is exactly what Grounding DINO's own processor makes of the label list
+    native = processor(text=[ONTO.prompts], images=images[:1], return_tensors="pt")["input_ids"][0]
+    assert tuple(native.tolist()) == chunk.input_ids
     dets = teacher.predict(images)
     _assert_contract(dets, images, 2)
     assert all(len(d) == 20 for d in dets)  # min_score 0 keeps all 20 queries

@@ -124,6 +124,7 @@ class ClipTeacher(Teacher):
         device: str = "auto",
         min_score: float | None = None,
         batch_size: int = 8,
+        *,
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         context: float = 0.1,
         model: Any = None,

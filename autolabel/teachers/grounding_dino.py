@@ -222,6 +222,7 @@ class GroundingDinoTeacher(Teacher):
         device: str = "auto",
         min_score: float | None = None,
         batch_size: int = 8,
+        *,
         token_reduce: str = "max",
         max_detections: int = 300,
         model: Any = None,

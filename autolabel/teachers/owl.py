@@ -89,6 +89,7 @@ class _OwlTeacher(Teacher):
         device: str = "auto",
         min_score: float | None = None,
         batch_size: int = 8,
+        *,
         nms_iou: float | None = 0.5,
         max_detections: int = 300,
         model: Any = None,

@@ -1,0 +1,54 @@
+"""Knowledge-distillation losses and recipes for training students from autolabel's teachers.
+
+Names are imported lazily, so ``import autolabel.distill`` does not import torch; the first use of a
+loss does (see :mod:`autolabel.distill.losses`). Recipes (:mod:`autolabel.distill.recipes`) are generic
+over callables.
+
+Example:
+    >>> from autolabel.distill import HintonKD, born_again
+    >>> kd = HintonKD(temperature=4.0, alpha=0.5)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LOSSES = "autolabel.distill.losses"
+_RECIPES = "autolabel.distill.recipes"
+
+_EXPORTS = {
+    "ClassSpecializedKD": _LOSSES,
+    "DMLLoss": _LOSSES,
+    "DMLOutput": _LOSSES,
+    "FitNetsHint": _LOSSES,
+    "HintonKD": _LOSSES,
+    "MultiLevelHint": _LOSSES,
+    "RKD": _LOSSES,
+    "RKDAngle": _LOSSES,
+    "RKDDistance": _LOSSES,
+    "SimilarityPreserving": _LOSSES,
+    "SoftTargetBCE": _LOSSES,
+    "class_specialized_kd": _LOSSES,
+    "hinton_kd": _LOSSES,
+    "kd_kl_div": _LOSSES,
+    "restrict_teacher_logits": _LOSSES,
+    "soften_probs": _LOSSES,
+    "average_probabilities": _RECIPES,
+    "born_again": _RECIPES,
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'autolabel.distill' has no attribute '{name}'")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
