@@ -29,7 +29,7 @@ from autolabel.detections import apply_class_thresholds, nms, validate_soft_scor
 from autolabel.errors import ConfigError, SourceError, TeacherError
 from autolabel.ontology import Ontology, load_ontology
 from autolabel.progress import ProgressBar
-from autolabel.sources import Frame, SourceConfig, SourceReport, count_items, estimate_total_frames, iter_frames
+from autolabel.sources import Frame, SourceConfig, SourceReport, estimate_total_frames, iter_frames
 
 if TYPE_CHECKING:
     import supervision as sv
@@ -232,14 +232,14 @@ def label(
     if config.conf is not None:
         onto = onto.with_threshold(config.conf)
     report = SourceReport()
-    count_items(sources)  # fails fast, with one line, on missing or empty sources
+    # fails fast, with one line, on missing or empty sources (before loading a large teacher)
+    total = estimate_total_frames(sources, config.sources)
     t = build_teacher(teacher, onto, config)
     writer = DatasetWriter(
         out, onto, teacher=t.spec, config=_jsonable(asdict(config)),
         val_fraction=config.val_fraction, seed=config.seed, overwrite=config.overwrite,
     )
     already = len(writer.done)
-    total = estimate_total_frames(sources, config.sources)
     rescorer = None
     if config.rescore:
         from autolabel.teachers import create_teacher
