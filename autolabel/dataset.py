@@ -332,8 +332,8 @@ class DatasetWriter:
         tmp_coco = coco_path.with_name(".annotations.coco.json.tmp")
         ann_id = 0
         with tmp_coco.open("w") as f:
-            f.write('{"info":{"description":"autolabel","teacher":%s},"licenses":[],' % json.dumps(self.teacher))
-            f.write('"categories":%s,' % json.dumps([{"id": i, "name": n, "supercategory": "object"} for i, n in enumerate(names)]))
+            f.write(f'{{"info":{{"description":"autolabel","teacher":{json.dumps(self.teacher)}}},"licenses":[],')
+            f.write('"categories":{},'.format(json.dumps([{"id": i, "name": n, "supercategory": "object"} for i, n in enumerate(names)])))
             f.write('"images":[')
             first = True
             for img_id, rec in enumerate(read_records(self.root)):

@@ -14,9 +14,9 @@ from autolabel.detections import (
     validate_soft_scores,
 )
 from autolabel.errors import ConfigError, WeightsNotFoundError
+from autolabel.ontology import Ontology
 from autolabel.registry import Registry
 from autolabel.teachers import create_teacher, list_teachers, parse_teacher_spec
-from autolabel.ontology import Ontology
 
 
 def test_registry_lists_valid_names_on_typo():

@@ -188,10 +188,10 @@ def test_kill_9_loses_at_most_the_batch_in_flight(tmp_path):
     fakes.make_square_images(tmp_path / "src", 24)
     out = tmp_path / "ds"
     script = (
-        "import sys; sys.path.insert(0, %r); import tests.fakes; "
+        "import sys; sys.path.insert(0, {!r}); import tests.fakes; "
         "from autolabel.label import label, LabelConfig; from autolabel.ontology import Ontology; "
-        "label(%r, Ontology.from_names(['red', 'blue']), 'test-squares:0.15', %r, LabelConfig(batch_size=2, progress=False))"
-    ) % (str(ROOT), str(tmp_path / "src"), str(out))
+        "label({!r}, Ontology.from_names(['red', 'blue']), 'test-squares:0.15', {!r}, LabelConfig(batch_size=2, progress=False))"
+    ).format(str(ROOT), str(tmp_path / "src"), str(out))
     proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ})
     side = out / SIDECAR_FILE
     deadline = time.time() + 60

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import gc
 import io
 import json
 import math
 import os
 import re
 import struct
-import tracemalloc
+import subprocess
+import sys
 import types
 import zlib
 from pathlib import Path
@@ -573,18 +573,26 @@ def test_memory_does_not_grow_with_number_of_files(tmp_path: Path) -> None:
             (folder / f"img{i:03d}.png").write_bytes(tiny)
         dirs.append(folder)
 
-    def peak(srcs: list[Path]) -> tuple[int, int]:
-        gc.collect()
-        tracemalloc.start()
-        try:
-            n = sum(1 for _ in iter_frames(srcs))
-            return n, tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-
-    peak(dirs[:1])  # warm up lazy imports and caches outside the measurement
-    n_small, small = peak(dirs[:2])
-    n_big, big = peak(dirs)
+    # Measured in a fresh interpreter: tracemalloc counts every thread, and threads or finalizers left by
+    # earlier tests would otherwise add their allocations to the peak.
+    script = (
+        "import gc, json, sys, tracemalloc\n"
+        "from pathlib import Path\n"
+        "from autolabel.sources import iter_frames\n"
+        "dirs = [Path(p) for p in json.loads(sys.argv[1])]\n"
+        "def peak(srcs):\n"
+        "    gc.collect(); tracemalloc.start()\n"
+        "    try:\n"
+        "        return sum(1 for _ in iter_frames(srcs)), tracemalloc.get_traced_memory()[1]\n"
+        "    finally:\n"
+        "        tracemalloc.stop()\n"
+        "peak(dirs[:1])\n"  # warm up lazy imports and caches outside the measurement
+        "print(json.dumps([peak(dirs[:2]), peak(dirs)]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps([str(d) for d in dirs])],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (n_small, small), (n_big, big) = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (n_small, n_big) == (200, 2000)
     # A list of 2,000 paths or frames would add hundreds of KiB; the bound leaves room for allocator noise.
     assert big <= 1.5 * small + 64 * 1024, (small, big)
