@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -39,19 +39,19 @@ def label_cmd(
     teacher: Annotated[list[str], typer.Option("--teacher", "-t", help="NAME[:WEIGHTS]; repeat to ensemble (WBF).")],
     out: Annotated[Path, typer.Option("--out", help="Output dataset folder (resumed if it exists).")],
     batch_size: Annotated[int, typer.Option(help="Images per teacher forward pass.")] = 8,
-    conf: Annotated[Optional[float], typer.Option(help="Override every class threshold (e.g. 0.001).")] = None,
+    conf: Annotated[float | None, typer.Option(help="Override every class threshold (e.g. 0.001).")] = None,
     val: Annotated[float, typer.Option(help="Fraction of images (video: 60-s blocks) in the val split.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Split seed.")] = 0,
     agnostic_nms: Annotated[bool, typer.Option(help="Suppress overlapping boxes across classes too.")] = False,
     agnostic_iou: Annotated[float, typer.Option(help="IoU of the class-agnostic NMS.")] = 0.7,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     fps: Annotated[float, typer.Option(help="Video frames sampled per second.")] = 1.0,
-    stride: Annotated[Optional[int], typer.Option(help="Sample every Nth video frame instead of --fps.")] = None,
+    stride: Annotated[int | None, typer.Option(help="Sample every Nth video frame instead of --fps.")] = None,
     dedup: Annotated[float, typer.Option(help="Skip video frames this similar to the last kept one (0 = off).")] = 2.0,
-    max_side: Annotated[Optional[int], typer.Option(help="Downscale images whose longer side exceeds this.")] = None,
+    max_side: Annotated[int | None, typer.Option(help="Downscale images whose longer side exceeds this.")] = None,
     tta: Annotated[bool, typer.Option(help="Test-time augmentation: horizontal flip, fused by WBF.")] = False,
-    tile: Annotated[Optional[int], typer.Option(help="Sliced inference with tiles of this size (small objects).")] = None,
-    rescore: Annotated[Optional[str], typer.Option(help="Re-score box crops with a CLIP teacher (clip[:WEIGHTS]).")] = None,
+    tile: Annotated[int | None, typer.Option(help="Sliced inference with tiles of this size (small objects).")] = None,
+    rescore: Annotated[str | None, typer.Option(help="Re-score box crops with a CLIP teacher (clip[:WEIGHTS]).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete an existing dataset in --out and start over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -95,9 +95,9 @@ def teachers_cmd() -> None:
 def evaluate_cmd(
     pred: Annotated[Path, typer.Argument(help="Autolabel dataset folder, YOLO dataset or COCO results JSON.")],
     gt: Annotated[Path, typer.Option("--gt", help="Human labels: YOLO dataset folder / data.yaml or COCO JSON.")],
-    map_: Annotated[Optional[list[str]], typer.Option("--map", help="PRED=GT class name mapping (repeatable).")] = None,
-    classes: Annotated[Optional[list[str]], typer.Option("--class", help="Score only these GT classes.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the numbers to this JSON file.")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="PRED=GT class name mapping (repeatable).")] = None,
+    classes: Annotated[list[str] | None, typer.Option("--class", help="Score only these GT classes.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the numbers to this JSON file.")] = None,
 ) -> None:
     """mAP50-95 and mAP50 per class of PRED against human labels."""
     import json
@@ -108,6 +108,85 @@ def evaluate_cmd(
     typer.echo(format_table(r))
     if json_out:
         json_out.write_text(json.dumps(r.to_dict(), indent=2))
+
+
+@app.command("train")
+def train_cmd(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder written by `autolabel label` (or data.yaml with --hard-only).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (weights/, metrics.json).")],
+    student: Annotated[str, typer.Option("--student", "-s", help="YOLO checkpoint (.pt), model YAML, registered name, or ssdlite320_mobilenet_v3_large.")] = "yolov8n.pt",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 100,
+    imgsz: Annotated[int | None, typer.Option(help="Training image size (default 640; SSDLite: its square input, 320).")] = None,
+    batch: Annotated[int, typer.Option(help="Images per batch.")] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    workers: Annotated[int, typer.Option(help="Dataloader workers.")] = 4,
+    hard_only: Annotated[bool, typer.Option("--hard-only", help="Train on hard labels only (no soft scores), for comparison.")] = False,
+    alpha: Annotated[float, typer.Option(help="Weight of the hard label against the teacher's soft scores (1 = hard only).")] = 0.5,
+    temperature: Annotated[float, typer.Option(help="Temperature softening the teacher's scores.")] = 1.0,
+    conf_weight: Annotated[bool, typer.Option("--conf-weight", help="Weigh boxes by the teacher's confidence (YOLO).")] = False,
+    kd_teacher: Annotated[str | None, typer.Option("--kd-teacher", help="Online KD from this YOLO checkpoint (YOLO).")] = None,
+    kd_weight: Annotated[float, typer.Option(help="Weight of the dense class-logit KD loss.")] = 1.0,
+    hint_weight: Annotated[float, typer.Option(help="Weight of the FitNets neck-feature hint loss.")] = 1.0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from weights/last.pt.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over in an --out that holds a run.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or training logs.")] = False,
+) -> None:
+    """Train a detection student on DATASET, distilling the teacher's soft scores (resumable)."""
+    if student.strip().lower() in {"ssdlite", "ssdlite320_mobilenet_v3_large"}:
+        from autolabel.students.ssdlite import SSDLiteConfig, train_ssdlite
+
+        if kd_teacher:
+            raise ConfigError("--kd-teacher (online KD) is for YOLO students; SSDLite distills the dataset's soft scores")
+        scfg = SSDLiteConfig(
+            epochs=epochs, batch=batch, device=device, soft=not hard_only, alpha=alpha, temperature=temperature,
+            min_size=imgsz or 320, resume=resume, overwrite=overwrite, progress=not quiet,
+        )
+        sres = train_ssdlite(dataset, out, scfg)
+        sm = sres.metrics
+        typer.echo(f"trained ssdlite320_mobilenet_v3_large ({sres.pretrained} init) -> {sres.best}")
+        typer.echo(f"val (against the teacher's labels): mAP50-95 {float(sm.get('mAP50-95') or 0):.4f}  "
+                   f"mAP50 {float(sm.get('mAP50') or 0):.4f}  ({sres.metrics_path})")
+        return
+    from autolabel.students.yolo import TrainConfig, train
+
+    cfg = TrainConfig(
+        epochs=epochs, imgsz=imgsz or 640, batch=batch, device=device, workers=workers, hard_only=hard_only, alpha=alpha,
+        temperature=temperature, conf_weight=conf_weight, kd_teacher=kd_teacher, kd_weight=kd_weight,
+        hint_weight=hint_weight, resume=resume, overwrite=overwrite, progress=not quiet,
+    )
+    res = train(dataset, student=student, out=out, config=cfg)
+    m = res.metrics
+    typer.echo(f"trained {res.settings['student']} -> {res.best}")
+    typer.echo(f"val (against the teacher's labels): mAP50-95 {m['mAP50-95']:.4f}  mAP50 {m['mAP50']:.4f}  "
+               f"({res.metrics_path})")
+
+
+@app.command("train-classifier")
+def train_classifier_cmd(
+    dataset: Annotated[Path, typer.Argument(help="A detection dataset (trained on its box crops) or an image-level one.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (best.pt, last.pt, metrics.json).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="torchvision classifier name.")] = "mobilenet_v3_small",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
+    imgsz: Annotated[int, typer.Option(help="Square input size.")] = 128,
+    batch: Annotated[int, typer.Option(help="Samples per batch.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    no_kd: Annotated[bool, typer.Option("--no-kd", help="Hard labels only (cross-entropy), for comparison.")] = False,
+    alpha: Annotated[float, typer.Option(help="Weight of the hard-label CE in the KD loss.")] = 0.5,
+    temperature: Annotated[float, typer.Option(help="KD temperature T.")] = 4.0,
+    pretrained: Annotated[bool, typer.Option("--pretrained", help="Start from ImageNet weights (downloaded by torchvision).")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from --out/last.pt.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train a classification student with Hinton KD: a*CE(hard) + (1-a)*T^2*KL(teacher || student)."""
+    from autolabel.students.classify import ClassifierConfig, train_classifier
+
+    cfg = ClassifierConfig(model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, kd=not no_kd,
+                           alpha=alpha, temperature=temperature, pretrained=pretrained, resume=resume,
+                           progress=not quiet)
+    res = train_classifier(dataset, out, cfg)
+    t1 = res.top1_teacher
+    typer.echo(f"trained {model} -> {res.best}")
+    typer.echo(f"val top-1 against the teacher's labels: {t1:.4f}" if t1 is not None else "no val samples")
 
 
 def _version(value: bool) -> None:
