@@ -189,6 +189,70 @@ def train_classifier_cmd(
     typer.echo(f"val top-1 against the teacher's labels: {t1:.4f}" if t1 is not None else "no val samples")
 
 
+@app.command("export")
+def export_cmd(
+    model: Annotated[Path, typer.Argument(help="YOLO checkpoint (.pt, pruned ones too) or an `autolabel train` output folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
+    format_: Annotated[list[str], typer.Option("--format", help="onnx (always), openvino, tflite (repeatable).")] = ["onnx"],  # noqa: B006
+    data: Annotated[Path | None, typer.Option("--data", help="Your dataset: INT8 calibration images and the val split scored.")] = None,
+    imgsz: Annotated[int, typer.Option(help="Input size of the exported model (multiple of 32).")] = 640,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write an INT8 (QDQ) model calibrated on --data.")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also write an FP16 model.")] = False,
+    calib_images: Annotated[int, typer.Option(help="Images of --data to calibrate INT8 on.")] = 100,
+    calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
+    dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic batch dimension.")] = False,
+    batch: Annotated[int, typer.Option(help="Fixed batch size of the model.")] = 1,
+    opset: Annotated[int, typer.Option(help="ONNX opset (>= 17).")] = 17,
+    no_eval: Annotated[bool, typer.Option("--no-eval", help="Do not score the models on the val split of --data.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Export a student to an ONNX bundle (FP32, optional FP16/INT8) that autolabel.runtime runs without torch."""
+    from autolabel.compress.export import ExportConfig, export
+
+    extra = tuple(f.strip().lower() for f in format_ if f.strip().lower() != "onnx")
+    cfg = ExportConfig(imgsz=imgsz, dynamic=dynamic, batch=batch, opset=opset, fp16=fp16, int8=int8,
+                       calib_images=calib_images, calib_method=calib_method, formats=extra, evaluate=not no_eval,
+                       progress=not quiet)
+    res = export(model, out, data=data, config=cfg)
+    res_out = res.bundle
+    typer.echo(f"bundle -> {res_out}")
+    for k, p in res.files.items():
+        m = res.metrics.get(k, {})
+        score = f"  val mAP50-95 {m['mAP50-95']:.4f} mAP50 {m['mAP50']:.4f}" if m.get("mAP50-95") is not None else ""
+        typer.echo(f"  {k:<5} {p.name:<20} {p.stat().st_size / 1e6:7.2f} MB{score}")
+    for k, name in res.meta.get("extra_models", {}).items():
+        typer.echo(f"  {k:<5} {name}")
+    typer.echo(f"run it: autolabel predict {res_out} IMAGES_OR_VIDEOS --out preds/")
+
+
+@app.command("predict")
+def predict_cmd(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `autolabel export`.")],
+    sources: Annotated[list[Path], typer.Argument(help="Images, folders (recursive) or videos.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: annotated images/videos, detections.coco.json.")],
+    model: Annotated[str | None, typer.Option(help="int8, fp32 or fp16 (default: int8 when present).")] = None,
+    conf: Annotated[float | None, typer.Option(help="One threshold for all classes (default: the bundle's).")] = None,
+    threads: Annotated[int | None, typer.Option(help="onnxruntime threads.")] = None,
+    video_fps: Annotated[float | None, typer.Option(help="Sample videos at this rate into images (default: every frame, annotated video).")] = None,
+    no_save: Annotated[bool, typer.Option("--no-save", help="Write only the detections, no annotated media.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Detect with a bundle on images, folders or videos; annotated output, COCO detections, frames per second."""
+    from autolabel.predict import PredictConfig, predict
+
+    cfg = PredictConfig(model=model, conf=conf, threads=threads, save=not no_save, video_fps=video_fps,
+                        progress=not quiet)
+    res = predict(bundle, list(sources), out, cfg)
+    s = res.summary
+    typer.echo(f"{res.frames} frames, {res.detections} detections ({s['model']} model) at {s['fps_model']:.1f} fps "
+               f"(model) / {s['fps_end_to_end']:.1f} fps (end to end) -> {res.out}")
+    for name, n in s["per_class"].items():
+        if n:
+            typer.echo(f"  {name:<16}{n:>8}")
+    if s["skipped"]:
+        typer.echo(f"skipped {len(s['skipped'])} input(s): " + "; ".join(f"{x['path']}: {x['reason']}" for x in s["skipped"][:5]))
+
+
 def _version(value: bool) -> None:
     if value:
         from autolabel import __version__

@@ -1,0 +1,542 @@
+"""Export a YOLO student to ONNX (FP32 / FP16 / INT8) and write a deployable bundle.
+
+Example:
+    >>> from autolabel.compress import ExportConfig, export
+    >>> res = export("runs/cam1/weights/best.pt", "bundles/cam1", data="datasets/cam1",
+    ...              config=ExportConfig(imgsz=640, int8=True, calib_images=200))    # doctest: +SKIP
+    >>> res.metrics["int8"]["mAP50-95"], res.metrics["fp32"]["mAP50-95"]              # doctest: +SKIP
+
+* **FP32** ONNX comes from Ultralytics' own exporter (opset ≥ 17, fixed or dynamic batch, no ``onnxslim``
+  so nothing is auto-installed), from a copy of the checkpoint so nothing is written beside it.
+* **FP16** converts that graph's weights with onnxruntime's converter (inputs and outputs stay float32).
+* **INT8** is onnxruntime's static QDQ quantization (int8 per-channel weights, uint8 activations),
+  calibrated on images of the user's own dataset (``calib_images`` of its train split, seeded) with
+  ``minmax``, ``entropy`` or ``percentile``. The Detect head's *decode* (DFL softmax, anchor arithmetic,
+  concatenations, the final sigmoid) is kept in float via ``nodes_to_exclude``: quantizing it collapses box
+  coordinates in the hundreds of pixels and class scores in [0, 1] onto one shared scale, which has been
+  seen to destroy every detection. The convolutions of the head stay quantized.
+* With a dataset, every model is scored on its **val split** against the dataset's labels (FP32 vs INT8 vs
+  FP16 mAP, through :mod:`autolabel.runtime`, i.e. exactly what the camera runs).
+* Optional ``openvino`` / ``tflite`` targets go through Ultralytics' exporter when their packages are
+  installed; otherwise a one-line :class:`ConfigError` says what to install.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
+
+__all__ = ["CALIB_METHODS", "ExportConfig", "ExportResult", "decode_nodes", "export", "export_onnx",
+           "quantize_int8", "score_bundle"]
+
+CALIB_METHODS = ("minmax", "entropy", "percentile")
+EXTRA_FORMATS = {"openvino": "openvino", "tflite": "tensorflow"}
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Settings of the export stage.
+
+    Attributes:
+        imgsz: square input size of the exported model (a multiple of 32).
+        dynamic: dynamic batch dimension (``batch`` is then only the calibration batch).
+        batch: fixed batch size of the exported model.
+        opset: ONNX opset (>= 17).
+        fp16: also write ``model_fp16.onnx``.
+        int8: also write ``model_int8.onnx`` (needs ``data`` for calibration).
+        calib_images: number of the dataset's images to calibrate on.
+        calib_method: ``minmax``, ``entropy`` or ``percentile``.
+        per_channel: per-channel weight scales (recommended for depthwise/narrow convs).
+        formats: extra targets through Ultralytics: ``openvino`` (INT8 when ``int8``), ``tflite``.
+        conf: default score threshold written to the bundle (per-class ontology thresholds win).
+        iou: NMS IoU of the bundle.
+        evaluate: score each model on the dataset's val split (needs ``data``).
+        max_eval_images: cap on val images scored (None = all).
+        seed: calibration image sampling seed.
+        progress: progress bars.
+    """
+
+    imgsz: int = 640
+    dynamic: bool = False
+    batch: int = 1
+    opset: int = 17
+    fp16: bool = False
+    int8: bool = False
+    calib_images: int = 100
+    calib_method: str = "minmax"
+    per_channel: bool = True
+    formats: Sequence[str] = ()
+    conf: float = 0.25
+    iou: float = 0.7
+    evaluate: bool = True
+    max_eval_images: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if int(self.imgsz) < 32 or int(self.imgsz) % 32:
+            raise ConfigError(f"imgsz must be a multiple of 32 (>= 32), found {self.imgsz}")
+        if int(self.batch) < 1:
+            raise ConfigError(f"batch must be >= 1, found {self.batch}")
+        if int(self.opset) < 17:
+            raise ConfigError(f"opset must be >= 17, found {self.opset}")
+        if self.calib_method not in CALIB_METHODS:
+            raise ConfigError(f"calib_method must be one of {list(CALIB_METHODS)}, found '{self.calib_method}'")
+        if int(self.calib_images) < 1:
+            raise ConfigError(f"calib_images must be >= 1, found {self.calib_images}")
+        bad = [f for f in self.formats if f not in EXTRA_FORMATS]
+        if bad:
+            raise ConfigError(f"unknown export format(s) {bad}; valid extra formats are {sorted(EXTRA_FORMATS)} (onnx is always written)")
+        if not 0 < float(self.conf) < 1 or not 0 < float(self.iou) <= 1:
+            raise ConfigError(f"conf must be in (0, 1) and iou in (0, 1], found {self.conf}, {self.iou}")
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export` wrote."""
+
+    bundle: Path
+    files: dict[str, Path]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the model
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _resolve_model(model: str | Path) -> Path:
+    p = Path(model).expanduser()
+    if p.is_dir():  # an `autolabel train` / `autolabel prune` output folder
+        for cand in (p / "weights" / "best.pt", p / "weights" / "last.pt", p / "pruned.pt"):
+            if cand.is_file():
+                return cand
+        raise WeightsNotFoundError(f"'{p}' holds no weights/best.pt, weights/last.pt or pruned.pt; pass a .pt file")
+    if not p.is_file():
+        raise WeightsNotFoundError(f"model '{model}' not found; pass a YOLO checkpoint (.pt) or a training output folder")
+    if p.suffix != ".pt":
+        raise ConfigError(f"model '{model}': expected an Ultralytics .pt checkpoint, found a '{p.suffix}' file")
+    return p
+
+
+def _load_yolo(path: Path) -> Any:
+    from ultralytics import YOLO
+
+    try:
+        y = YOLO(str(path))
+    except Exception as e:  # ultralytics raises many types for a bad file
+        raise WeightsNotFoundError(f"'{path}' is not a loadable Ultralytics checkpoint ({type(e).__name__}: "
+                                   f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    if y.task != "detect":
+        raise ConfigError(f"'{path}' is a {y.task} model; export handles detection models")
+    return y
+
+
+def export_onnx(pt: Path, dest: Path, imgsz: int, batch: int = 1, dynamic: bool = False, opset: int = 17) -> Path:
+    """FP32 ONNX of a YOLO checkpoint through Ultralytics' exporter, written to ``dest``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "model.pt"
+        shutil.copy2(pt, local)  # Ultralytics writes the .onnx beside the .pt
+        y = _load_yolo(local)
+        import logging
+
+        from ultralytics.utils import LOGGER
+
+        level = LOGGER.level
+        LOGGER.setLevel(logging.WARNING)  # Ultralytics' exporter prints a banner even with verbose=False
+        try:
+            f = y.export(format="onnx", imgsz=int(imgsz), batch=int(batch), dynamic=bool(dynamic), opset=int(opset),
+                         simplify=False, device="cpu", verbose=False)
+        finally:
+            LOGGER.setLevel(level)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(f), dest)
+    return dest
+
+
+def export_fp16(src: Path, dest: Path) -> Path:
+    """FP16 weights, float32 inputs/outputs (onnxruntime's converter)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    m = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(m, str(dest))
+    return dest
+
+
+def decode_nodes(onnx_path: Path) -> list[str]:
+    """Names of the Detect head's decode nodes (all of its nodes but the branch convolutions ``cv2``/``cv3``)."""
+    import onnx
+
+    g = onnx.load(str(onnx_path), load_external_data=False).graph
+    import re
+
+    idx = [int(m.group(1)) for n in g.node if (m := re.match(r"/model\.(\d+)/", n.name))]
+    if not idx:
+        return []
+    head = f"/model.{max(idx)}/"
+    keep = ("/cv2.", "/cv3.", "/cv4.")
+    return [n.name for n in g.node if n.name.startswith(head) and not any(k in n.name for k in keep)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# calibration and quantization
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _dataset_images(data: Path, split: str | None) -> list[Path]:
+    """Images of an autolabel dataset split, or every image under a plain folder."""
+    from autolabel.dataset import META_FILE, read_records
+
+    if (data / META_FILE).is_file():
+        return [data / r["image"] for r in read_records(data) if split is None or r["split"] == split]
+    from autolabel.sources import discover
+
+    return [Path(m.path) for m in discover([data]) if m.kind == "image"]
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from autolabel.sources import load_image
+
+    return load_image(path)[0]
+
+
+class _Calibration:
+    """onnxruntime ``CalibrationDataReader`` over the user's images, preprocessed like the runtime."""
+
+    def __init__(self, images: list[Path], input_name: str, imgsz: int, batch: int, progress: bool) -> None:
+        from autolabel.progress import ProgressBar
+
+        self.images, self.input_name, self.imgsz, self.batch = images, input_name, imgsz, batch
+        self._it = self._gen()
+        self._bar = ProgressBar(total=len(images), desc="calibrating", enabled=progress, unit="img")
+
+    def _gen(self) -> Iterator[dict[str, np.ndarray]]:
+        from autolabel.runtime import letterbox
+
+        for i in range(0, len(self.images), self.batch):
+            chunk = self.images[i : i + self.batch]
+            x = np.stack([letterbox(_read_rgb(p), self.imgsz)[0] for p in chunk]).transpose(0, 3, 1, 2)
+            x = x.astype(np.float32) / 255.0
+            if len(x) < self.batch:  # a fixed-batch model needs full batches
+                x = np.concatenate([x, np.repeat(x[-1:], self.batch - len(x), 0)])
+            self._bar.update(len(chunk))
+            yield {self.input_name: np.ascontiguousarray(x)}
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = self._gen()
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def quantize_int8(src: Path, dest: Path, images: list[Path], imgsz: int, batch: int = 1, method: str = "minmax",
+                  per_channel: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Static QDQ INT8 quantization of ``src`` calibrated on ``images``; the head's decode stays float."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    if not images:
+        raise DatasetError("no images to calibrate INT8 on; pass a dataset (or image folder) with --data")
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    excluded = decode_nodes(src)
+    input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+    reader = _Calibration(images, input_name, imgsz, batch, progress)
+
+    class _Reader(CalibrationDataReader):  # onnxruntime checks the type
+        def get_next(self):  # noqa: D102
+            return reader.get_next()
+
+        def rewind(self):  # noqa: D102
+            reader.rewind()
+
+    pre = src
+    tmpdir = tempfile.mkdtemp()
+    try:
+        try:  # symbolic shape inference + graph optimization, as onnxruntime recommends before quantizing
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            pre = Path(tmpdir) / "pre.onnx"
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+            excluded_pre = set(excluded)
+            names = {n.name for n in onnx.load(str(pre), load_external_data=False).graph.node}
+            excluded = sorted(excluded_pre & names) or excluded
+        except Exception:  # pre-processing is an optimization; quantize the exported graph as it is
+            pre = src
+        extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
+        if method == "percentile":
+            extra["CalibPercentile"] = 99.99
+        t0 = time.perf_counter()
+        quantize_static(str(pre), str(dest), _Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[method], nodes_to_exclude=excluded, extra_options=extra)
+    finally:
+        reader.close()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return {"calibration_images": len(images), "method": method, "per_channel": per_channel,
+            "float_nodes": len(excluded), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# scoring
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _coco(images: list[dict], names: list[str], anns: list[dict]) -> dict[str, Any]:
+    return {"images": images, "annotations": anns,
+            "categories": [{"id": i, "name": n, "supercategory": "object"} for i, n in enumerate(names)]}
+
+
+def score_bundle(bundle: Path, data: Path, models: Sequence[str], max_images: int | None = None,
+                 progress: bool = True) -> dict[str, dict[str, Any]]:
+    """mAP of each bundle model on the dataset's val split, against the dataset's labels (via the runtime)."""
+    from autolabel.dataset import read_records
+    from autolabel.evaluate import evaluate
+    from autolabel.progress import progress as prog
+    from autolabel.runtime import load_bundle
+
+    recs = [r for r in read_records(data) if r["split"] == "val"] or [r for r in read_records(data)]
+    recs = recs[:max_images] if max_images else recs
+    if not recs:
+        return {}
+    names = load_bundle(bundle, model="fp32").names
+    imgs = [{"id": i, "file_name": Path(r["image"]).name, "width": r["width"], "height": r["height"]}
+            for i, r in enumerate(recs)]
+    gt_anns = []
+    for i, r in enumerate(recs):
+        for (x1, y1, x2, y2), c in zip(r["xyxy"], r["class_id"]):
+            gt_anns.append({"id": len(gt_anns) + 1, "image_id": i, "category_id": int(c), "iscrowd": 0,
+                            "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)})
+    work = Path(tempfile.mkdtemp())
+    try:
+        gt_path = work / "gt.json"
+        gt_path.write_text(json.dumps(_coco(imgs, names, gt_anns)))
+        out: dict[str, dict[str, Any]] = {}
+        rgb = {}
+        for m in models:
+            det = load_bundle(bundle, model=m)
+            anns = []
+            t_total = 0.0
+            for i, r in prog(list(enumerate(recs)), desc=f"scoring {m}", enabled=progress):
+                im = rgb.get(i)
+                if im is None:
+                    im = _read_rgb(data / r["image"])
+                    if len(recs) <= 400:  # decoded once for every model of a small val split
+                        rgb[i] = im
+                t0 = time.perf_counter()
+                d = det.predict(im, conf=0.001)
+                t_total += time.perf_counter() - t0
+                for b, s, c in zip(d.xyxy.tolist(), d.scores.tolist(), d.class_ids.tolist()):
+                    anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(c), "score": float(s),
+                                 "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": (b[2] - b[0]) * (b[3] - b[1])})
+            pred_path = work / f"pred_{m}.json"
+            pred_path.write_text(json.dumps(_coco(imgs, names, anns)))
+            if not gt_anns:
+                out[m] = {"images": len(recs), "mAP50-95": None, "mAP50": None, "note": "no labeled boxes in val"}
+                continue
+            r = evaluate(pred_path, gt_path)
+            out[m] = {"images": len(recs), "against": "the dataset's labels (val split)",
+                      "mAP50-95": round(float(r.map50_95), 5), "mAP50": round(float(r.map50), 5),
+                      "ms_per_image": round(1000 * t_total / len(recs), 1)}
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the stage
+# ----------------------------------------------------------------------------------------------------------
+
+_BUNDLE_README = """# {name}: an autolabel detection bundle
+
+Classes: {names}
+Input: RGB, letterboxed to {imgsz}x{imgsz} (aspect kept, grey 114 padding, centered), scaled to [0, 1], NCHW.
+Models: {models}
+
+Run it with only numpy, onnxruntime and pillow (or opencv) installed — no torch:
+
+```bash
+pip install numpy onnxruntime pillow
+python autolabel_runtime.py . image.jpg            # prints the detections (INT8 model if present)
+```
+
+```python
+from autolabel_runtime import load_bundle, read_image
+det = load_bundle(".")                              # or load_bundle(".", model="fp32")
+d = det.predict(read_image("image.jpg"))            # d.xyxy, d.scores, d.class_ids, d.class_scores
+print([det.names[c] for c in d.class_ids])
+```
+
+Thresholds per class and the NMS IoU are in `bundle.json` (`postprocessing`); the measured accuracy and
+speed are in its `metrics`.
+"""
+
+
+def _thresholds(data: Path | None, names: list[str], conf: float) -> tuple[dict[str, float], dict[str, Any] | None]:
+    if data is None:
+        return {n: conf for n in names}, None
+    from autolabel.dataset import META_FILE, read_meta
+
+    if not (data / META_FILE).is_file():
+        return {n: conf for n in names}, None
+    onto = read_meta(data).get("ontology")
+    try:
+        from autolabel.ontology import Ontology
+
+        o = Ontology.from_dict(onto)
+        th = dict(zip(o.names, o.thresholds))
+    except Exception:  # an odd header: one threshold for all
+        return {n: conf for n in names}, None
+    return {n: float(th.get(n, conf)) for n in names}, onto
+
+
+def export(model: str | Path, out: str | Path, data: str | Path | None = None,
+           config: ExportConfig | None = None) -> ExportResult:
+    """Export a YOLO student to a bundle folder: ONNX FP32 (+ FP16, INT8), runtime, metadata, metrics.
+
+    Args:
+        model: a YOLO ``.pt`` checkpoint (pruned ones included) or an ``autolabel train`` output folder.
+        out: the bundle folder (replaced if it holds a bundle).
+        data: the user's dataset (``autolabel label`` output) for INT8 calibration and val-split scoring; a
+            plain image folder works for calibration only.
+        config: :class:`ExportConfig`.
+
+    Raises:
+        WeightsNotFoundError: model missing or unreadable.
+        ConfigError: bad settings, INT8 without data, an extra format whose package is missing.
+        DatasetError: a dataset without images.
+    """
+    config = config or ExportConfig()
+    pt = _resolve_model(model)
+    data_p = Path(data).expanduser() if data is not None else None
+    if data_p is not None and not data_p.is_dir():
+        raise DatasetError(f"dataset '{data}' not found; expected a folder written by `autolabel label` (or of images)")
+    if config.int8 and data_p is None:
+        raise ConfigError("INT8 calibration needs your own images: pass --data DATASET (an `autolabel label` folder)")
+    for f in config.formats:
+        import importlib.util
+
+        if importlib.util.find_spec(EXTRA_FORMATS[f]) is None:
+            raise ConfigError(f"export format '{f}' needs the '{EXTRA_FORMATS[f]}' package: pip install {EXTRA_FORMATS[f]}")
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"ONNX export needs onnx and onnxruntime ({e.name} is missing): pip install onnx onnxruntime") from None
+
+    final = Path(out).expanduser()
+    from autolabel.runtime import BUNDLE_FILE
+
+    if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / BUNDLE_FILE).is_file())):
+        raise ConfigError(f"'{final}' exists and is not a bundle; choose an empty or new --out")
+    # Built beside the destination and moved into place at the end: a failed export leaves no half bundle.
+    out = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        result = _export_into(pt, out, data_p, config)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    out.rename(final)
+    result.bundle = final
+    result.files = {k: final / v.name for k, v in result.files.items()}
+    return result
+
+
+def _export_into(pt: Path, out: Path, data_p: Path | None, config: ExportConfig) -> ExportResult:
+    y = _load_yolo(pt)
+    names = [str(y.names[i]) for i in sorted(y.names)]
+    n_params = int(sum(p.numel() for p in y.model.parameters()))
+    files: dict[str, Path] = {}
+    info: dict[str, Any] = {}
+    files["fp32"] = export_onnx(pt, out / "model.onnx", config.imgsz, config.batch, config.dynamic, config.opset)
+    if config.fp16:
+        files["fp16"] = export_fp16(files["fp32"], out / "model_fp16.onnx")
+    if config.int8:
+        imgs = _dataset_images(data_p, "train") or _dataset_images(data_p, None)
+        random.Random(config.seed).shuffle(imgs)
+        imgs = imgs[: int(config.calib_images)]
+        info["int8"] = quantize_int8(files["fp32"], out / "model_int8.onnx", imgs, config.imgsz,
+                                     1 if config.dynamic else config.batch, config.calib_method,
+                                     config.per_channel, config.progress)
+        files["int8"] = out / "model_int8.onnx"
+    extra_files = {}
+    for f in config.formats:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / "model.pt"
+            shutil.copy2(pt, local)
+            kw: dict[str, Any] = {"int8": bool(config.int8), "data": None}
+            if config.int8 and data_p is not None and (data_p / "data.yaml").is_file():
+                kw["data"] = str(data_p / "data.yaml")
+            else:
+                kw["int8"] = False
+            got = Path(_load_yolo(local).export(format=f, imgsz=config.imgsz, device="cpu", verbose=False,
+                                                **{k: v for k, v in kw.items() if v is not None}))
+            dest = out / f"model_{f}{'_int8' if kw['int8'] else ''}{'' if got.is_dir() else got.suffix}"
+            shutil.move(str(got), dest)
+            extra_files[f] = dest.name
+
+    thresholds, onto = _thresholds(data_p, names, config.conf)
+    from autolabel import __version__
+    from autolabel.runtime import BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION
+
+    meta: dict[str, Any] = {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "autolabel": __version__,
+        "task": "detect",
+        "names": names,
+        "source_model": str(pt.resolve()),
+        "parameters": n_params,
+        "models": {k: v.name for k, v in files.items()},
+        "extra_models": extra_files,
+        "output": "yolo: (B, 4 + C, A) cx cy w h in input pixels, then per-class sigmoid scores",
+        "preprocessing": {"imgsz": int(config.imgsz), "letterbox": True, "pad_value": 114, "color": "RGB",
+                          "layout": "NCHW", "scale": 1 / 255, "mean": [0, 0, 0], "std": [1, 1, 1],
+                          "batch": "dynamic" if config.dynamic else int(config.batch)},
+        "postprocessing": {"thresholds": thresholds, "conf": float(config.conf), "iou": float(config.iou),
+                           "max_det": 300, "nms": "class-aware"},
+        "export": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+                   "dataset": str(data_p.resolve()) if data_p else None, **info},
+        "files_bytes": {k: v.stat().st_size for k, v in files.items()},
+        "metrics": {},
+    }
+    (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+    shutil.copy2(Path(__file__).resolve().parents[1] / "runtime.py", out / "autolabel_runtime.py")
+    if onto is not None:
+        import yaml
+
+        (out / "ontology.yaml").write_text(yaml.safe_dump(onto, sort_keys=False))
+    (out / "README.md").write_text(_BUNDLE_README.format(name=out.name, names=", ".join(names), imgsz=config.imgsz,
+                                                         models=", ".join(f"{k}: {v.name}" for k, v in files.items())))
+    metrics: dict[str, Any] = {}
+    if config.evaluate and data_p is not None and (data_p / "autolabel.json").is_file():
+        metrics = score_bundle(out, data_p, list(files), config.max_eval_images, config.progress)
+        meta["metrics"] = metrics
+        (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+    return ExportResult(bundle=out, files=files, metrics=metrics, meta=meta)

@@ -1,0 +1,281 @@
+"""The edge runtime: run an exported autolabel bundle with numpy + onnxruntime only (no torch, no ultralytics).
+
+A *bundle* is a folder written by ``autolabel export``::
+
+    bundle/
+      bundle.json          # format, class names, input size, preprocessing, thresholds, model files, metrics
+      model.onnx           # FP32 (always)
+      model_int8.onnx      # INT8 QDQ (with --int8), model_fp16.onnx (with --fp16)
+      autolabel_runtime.py # a copy of this file: the camera needs only the bundle folder
+      ontology.yaml        # the classes and prompts the teacher labeled with
+      README.md
+
+Example:
+    >>> from autolabel.runtime import load_bundle                                  # doctest: +SKIP
+    >>> det = load_bundle("bundle/")             # picks model_int8.onnx when present   # doctest: +SKIP
+    >>> out = det.predict(rgb)                   # HxWx3 uint8 RGB                       # doctest: +SKIP
+    >>> out.xyxy, out.scores, out.class_ids, [det.names[i] for i in out.class_ids]      # doctest: +SKIP
+
+Model output contract (YOLOv8 / YOLO11 detection heads, as Ultralytics exports them): one tensor
+``(B, 4 + C, A)``: per anchor ``cx, cy, w, h`` in input-tensor pixels, then ``C`` per-class sigmoid scores.
+Preprocessing: RGB, letterbox to ``imgsz × imgsz`` (aspect kept, grey 114 padding, centered), ``/ 255``,
+NCHW float32. Post-processing: per-class thresholds, class-aware NMS (numpy), boxes mapped back to the
+original image. This module imports only the standard library, numpy, onnxruntime and (for decoding and
+resizing) pillow or opencv, whichever is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+try:  # inside the autolabel package; the copy in a bundle works without it
+    from autolabel.errors import ConfigError as _BundleErrorBase
+except ImportError:  # pragma: no cover - standalone copy
+    _BundleErrorBase = Exception
+
+__all__ = ["BUNDLE_FILE", "BundleError", "Detections", "Detector", "letterbox", "load_bundle", "nms"]
+
+BUNDLE_FILE = "bundle.json"
+BUNDLE_FORMAT = "autolabel-bundle"
+BUNDLE_VERSION = 1
+
+
+class BundleError(_BundleErrorBase):
+    """A bundle folder is missing, incomplete, or of an unknown format."""
+
+
+@dataclass
+class Detections:
+    """Detections of one image, in original-image pixels."""
+
+    xyxy: np.ndarray  # (N, 4) float32
+    scores: np.ndarray  # (N,) float32
+    class_ids: np.ndarray  # (N,) int64
+    class_scores: np.ndarray  # (N, C) float32: every class's score of each box (the student's soft output)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def _resize(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    try:
+        import cv2
+
+        return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    except ImportError:  # pragma: no cover - exercised where opencv is absent
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+
+
+def letterbox(image: np.ndarray, size: int, pad_value: int = 114) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize keeping the aspect ratio and pad to ``size × size`` (centered), as Ultralytics' LetterBox.
+
+    Returns:
+        (padded HxWx3 uint8 image, scale ratio, (pad_x, pad_y) of the top-left corner).
+    """
+    h, w = image.shape[:2]
+    r = min(size / h, size / w)
+    nw, nh = round(w * r), round(h * r)
+    if (nw, nh) != (w, h):
+        image = _resize(image, nw, nh)
+    px, py = (size - nw) / 2, (size - nh) / 2
+    top, left = round(py - 0.1), round(px - 0.1)
+    out = np.full((size, size, 3), pad_value, dtype=np.uint8)
+    out[top : top + nh, left : left + nw] = image
+    return out, r, (left, top)
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy non-maximum suppression; indices of the kept boxes by descending score.
+
+    Written here (not taken from torchvision or supervision) because the runtime must not need either.
+    """
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = xyxy.T
+    area = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = w * h
+        ovl = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        order = rest[ovl <= iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def decode(raw: np.ndarray, thresholds: np.ndarray, iou: float, max_det: int = 300,
+           agnostic: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One image's ``(4 + C, A)`` head output → (xyxy, scores, class_ids, class_scores) in input pixels."""
+    raw = np.asarray(raw, dtype=np.float32)
+    boxes, cls = raw[:4].T, raw[4:].T  # (A, 4), (A, C)
+    cid = cls.argmax(1)
+    score = cls[np.arange(len(cls)), cid]
+    ok = score >= thresholds[cid]
+    boxes, cls, cid, score = boxes[ok], cls[ok], cid[ok], score[ok]
+    if len(score) > 30000:  # like Ultralytics' max_nms: bound the NMS work
+        top = np.argsort(-score)[:30000]
+        boxes, cls, cid, score = boxes[top], cls[top], cid[top], score[top]
+    xyxy = np.concatenate([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], 1)
+    offset = 0.0 if agnostic else cid[:, None].astype(np.float32) * 7680.0  # class-aware NMS by offset
+    keep = nms(xyxy + offset, score, iou)[:max_det]
+    return xyxy[keep], score[keep], cid[keep].astype(np.int64), cls[keep]
+
+
+class Detector:
+    """An ONNX detection model and its bundle settings."""
+
+    def __init__(self, bundle: str | os.PathLike, model: str | None = None, threads: int | None = None,
+                 providers: list[str] | None = None) -> None:
+        root = Path(bundle)
+        if root.is_file() and root.name == BUNDLE_FILE:
+            root = root.parent
+        meta_path = root / BUNDLE_FILE
+        if not root.is_dir():
+            raise BundleError(f"bundle folder '{root}' not found; expected a folder written by `autolabel export`")
+        if not meta_path.is_file():
+            raise BundleError(f"'{root}' has no {BUNDLE_FILE}; expected a folder written by `autolabel export`")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as e:
+            raise BundleError(f"{meta_path}: not valid JSON ({e})") from None
+        if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{meta_path}: format is {meta.get('format') if isinstance(meta, dict) else None!r}, "
+                              f"expected '{BUNDLE_FORMAT}'")
+        if int(meta.get("version", 0)) > BUNDLE_VERSION:
+            raise BundleError(f"{meta_path}: bundle version {meta['version']} is newer than this runtime "
+                              f"({BUNDLE_VERSION}); update autolabel")
+        models = meta.get("models") or {}
+        if model is None:
+            model = next((k for k in ("int8", "fp32", "fp16") if k in models), None)
+        if model not in models:
+            raise BundleError(f"bundle '{root}' has no '{model}' model; it has {sorted(models)}")
+        path = root / models[model]
+        if not path.is_file():
+            raise BundleError(f"bundle '{root}': model file {models[model]} is missing")
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BundleError("the runtime needs onnxruntime: pip install onnxruntime") from None
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = int(threads)
+            so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise BundleError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:160]})") from None
+        self.root, self.meta, self.model = root, meta, model
+        self.names: list[str] = [str(n) for n in meta["names"]]
+        pre = meta.get("preprocessing", {})
+        self.imgsz = int(pre.get("imgsz", 640))
+        self.pad_value = int(pre.get("pad_value", 114))
+        self.input_name = self.session.get_inputs()[0].name
+        shape = self.session.get_inputs()[0].shape
+        self.fixed_batch = int(shape[0]) if isinstance(shape[0], int) else None
+        self.input_dtype = np.float16 if "float16" in self.session.get_inputs()[0].type else np.float32
+        post = meta.get("postprocessing", {})
+        th = post.get("thresholds") or {}
+        default = float(post.get("conf", 0.25))
+        self.thresholds = np.array([float(th.get(n, default)) for n in self.names], dtype=np.float32)
+        self.iou = float(post.get("iou", 0.7))
+        self.max_det = int(post.get("max_det", 300))
+
+    def preprocess(self, images: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[float, tuple[int, int]]]]:
+        """RGB uint8 images → (NCHW float tensor, per image (ratio, pad))."""
+        batch, params = [], []
+        for im in images:
+            im = np.asarray(im)
+            if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
+                raise BundleError(f"expected an HxWx3 uint8 RGB image, found shape {im.shape} dtype {im.dtype}")
+            lb, r, pad = letterbox(im, self.imgsz, self.pad_value)
+            batch.append(lb)
+            params.append((r, pad))
+        x = np.stack(batch).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        return np.ascontiguousarray(x.astype(self.input_dtype)), params
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Run the model on a preprocessed batch (split to the model's fixed batch size if it has one)."""
+        if self.fixed_batch and len(x) != self.fixed_batch:
+            outs = []
+            for i in range(0, len(x), self.fixed_batch):
+                chunk = x[i : i + self.fixed_batch]
+                n = len(chunk)
+                if n < self.fixed_batch:
+                    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.fixed_batch - n, 0)])
+                outs.append(self.session.run(None, {self.input_name: chunk})[0][:n])
+            return np.concatenate(outs).astype(np.float32)
+        return self.session.run(None, {self.input_name: x})[0].astype(np.float32)
+
+    def predict_batch(self, images: list[np.ndarray], conf: float | None = None, iou: float | None = None,
+                      agnostic: bool = False) -> list[Detections]:
+        """Detections of each RGB image (boxes in its own pixels)."""
+        if not len(images):
+            return []
+        x, params = self.preprocess(list(images))
+        raw = self.forward(x)
+        th = self.thresholds if conf is None else np.full(len(self.names), float(conf), np.float32)
+        out = []
+        for im, r_p, o in zip(images, params, raw):
+            xyxy, s, c, cs = decode(o, th, self.iou if iou is None else float(iou), self.max_det, agnostic)
+            r, (px, py) = r_p
+            xyxy = (xyxy - np.array([px, py, px, py], np.float32)) / r
+            h, w = np.asarray(im).shape[:2]
+            xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+            out.append(Detections(xyxy, s.astype(np.float32), c, cs.astype(np.float32)))
+        return out
+
+    def predict(self, image: np.ndarray, conf: float | None = None, iou: float | None = None) -> Detections:
+        """Detections of one HxWx3 uint8 RGB image."""
+        return self.predict_batch([image], conf=conf, iou=iou)[0]
+
+
+def load_bundle(bundle: str | os.PathLike, model: str | None = None, threads: int | None = None) -> Detector:
+    """Load a bundle folder (``model``: ``int8``, ``fp32`` or ``fp16``; default: int8 if present, else fp32)."""
+    return Detector(bundle, model=model, threads=threads)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as HxWx3 uint8 RGB (pillow, EXIF orientation applied)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+    import time
+
+    ap = argparse.ArgumentParser(description="Run an autolabel bundle on images (numpy + onnxruntime only).")
+    ap.add_argument("bundle")
+    ap.add_argument("images", nargs="+")
+    ap.add_argument("--model", default=None, help="int8, fp32 or fp16 (default: int8 if present)")
+    ap.add_argument("--conf", type=float, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args(argv)
+    try:
+        det = load_bundle(a.bundle, a.model, a.threads)
+    except BundleError as e:
+        print(f"error: {e}")
+        return 2
+    for p in a.images:
+        t0 = time.perf_counter()
+        d = det.predict(read_image(p), conf=a.conf)
+        ms = (time.perf_counter() - t0) * 1000
+        items = [f"{det.names[c]} {s:.2f} [{', '.join(f'{v:.0f}' for v in b)}]" for b, s, c in zip(d.xyxy, d.scores, d.class_ids)]
+        print(f"{p}: {len(d)} detections in {ms:.0f} ms" + ("".join(f"\n  {t}" for t in items)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

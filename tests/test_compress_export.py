@@ -1,0 +1,262 @@
+"""Export → bundle → runtime: ONNX FP32/FP16/INT8, parity with PyTorch, the runtime without torch, predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.label import LabelConfig, label
+from autolabel.ontology import Ontology
+from tests import fakes
+from tests.conftest import ROOT, weights_path
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from autolabel.compress.export import ExportConfig, decode_nodes, export  # noqa: E402
+from autolabel.runtime import BundleError, decode, letterbox, load_bundle, nms  # noqa: E402
+from autolabel.students import TrainConfig, train  # noqa: E402
+
+ONTO = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.4}, {"name": "blue", "threshold": 0.6}]})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """A squares dataset, a test-yolo-tiny student trained on it for one epoch, and its INT8 bundle."""
+    tmp = tmp_path_factory.mktemp("export")
+    fakes.make_square_images(tmp / "src", 12, seed=5)
+    ds = tmp / "ds"
+    label(tmp / "src", ONTO, "test-squares", ds, LabelConfig(progress=False, val_fraction=0.3))
+    run = train(ds, student="test-yolo-tiny", out=tmp / "run",
+                config=TrainConfig(epochs=1, imgsz=64, batch=8, device="cpu", workers=0, close_mosaic=0,
+                                   progress=False, ultralytics={"warmup_epochs": 0}))
+    bundle = tmp / "bundle"
+    export(tmp / "run", bundle, data=ds, config=ExportConfig(imgsz=64, int8=True, fp16=True, calib_images=8,
+                                                             progress=False))
+    return {"src": tmp / "src", "ds": ds, "pt": run.best if run.best.is_file() else run.last, "bundle": bundle}
+
+
+def test_bundle_layout_and_metadata(tiny):
+    b = tiny["bundle"]
+    meta = json.loads((b / "bundle.json").read_text())
+    assert meta["format"] == "autolabel-bundle" and meta["names"] == ["red", "blue"]
+    assert meta["models"] == {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}
+    assert meta["preprocessing"]["imgsz"] == 64 and meta["preprocessing"]["letterbox"] is True
+    # per-class thresholds come from the dataset's ontology
+    assert meta["postprocessing"]["thresholds"] == {"red": 0.4, "blue": 0.6}
+    for f in ("model.onnx", "model_int8.onnx", "autolabel_runtime.py", "README.md", "ontology.yaml"):
+        assert (b / f).is_file(), f
+    # every model was scored on the val split against the dataset's labels
+    assert set(meta["metrics"]) == {"fp32", "fp16", "int8"}
+    assert all(0.0 <= m["mAP50-95"] <= 1.0 for m in meta["metrics"].values())
+    assert meta["export"]["int8"]["calibration_images"] == 8 and meta["export"]["int8"]["float_nodes"] > 0
+    assert not list(b.parent.glob(".bundle.partial"))
+
+
+def test_fp32_onnx_matches_pytorch(tiny):
+    from ultralytics import YOLO
+    from ultralytics.utils.nms import non_max_suppression
+
+    det = load_bundle(tiny["bundle"], model="fp32")
+    from PIL import Image
+
+    img = np.asarray(Image.open(sorted(tiny["src"].glob("*.png"))[0]).convert("RGB"))
+    x, _ = det.preprocess([img])
+    raw = det.forward(x)
+    model = YOLO(str(tiny["pt"])).model.float().eval()
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x))
+    ref = (ref[0] if isinstance(ref, (tuple, list)) else ref).numpy()
+    assert raw.shape == ref.shape and raw.shape[:2] == (1, 4 + 2)
+    np.testing.assert_allclose(raw, ref, rtol=1e-3, atol=1e-3)
+    # the runtime's decode + NMS keeps the same boxes as Ultralytics' NMS on the PyTorch output
+    th = np.full(2, 0.001, np.float32)
+    xyxy, scores, cls, soft = decode(raw[0], th, iou=0.7)
+    u = non_max_suppression(torch.from_numpy(ref), conf_thres=0.001, iou_thres=0.7, max_det=300)[0].numpy()
+    assert len(xyxy) == len(u) > 0
+    order = np.argsort(-scores)
+    np.testing.assert_allclose(xyxy[order][:20], u[:20, :4], atol=1e-2)
+    np.testing.assert_allclose(scores[order][:20], u[:20, 4], atol=1e-4)
+    assert soft.shape == (len(xyxy), 2) and np.allclose(soft.max(1), scores)
+
+
+def test_int8_and_fp16_are_smaller_and_the_decode_stays_float(tiny):
+    b = tiny["bundle"]
+    fp32, int8, fp16 = ((b / f).stat().st_size for f in ("model.onnx", "model_int8.onnx", "model_fp16.onnx"))
+    assert fp16 < 0.7 * fp32
+    import onnx
+
+    g = onnx.load(str(b / "model_int8.onnx")).graph
+    ops = {n.op_type for n in g.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # no Q/DQ pair feeds the head's decode: its Sigmoid / Softmax see float tensors from float producers
+    producers = {o: n for n in g.node for o in n.output}
+    for n in g.node:
+        if n.op_type in {"Softmax"}:
+            assert producers[n.input[0]].op_type != "DequantizeLinear", n.name
+    assert decode_nodes(b / "model.onnx")
+    assert int8 < fp32 or fp32 < 200_000  # a ~0.1M-parameter model is dominated by graph overhead
+
+
+def test_runtime_letterbox_nms_and_threshold_contract():
+    img = np.zeros((50, 100, 3), np.uint8)
+    out, r, (px, py) = letterbox(img, 64)
+    assert out.shape == (64, 64, 3) and r == pytest.approx(0.64) and px == 0 and py == 16
+    assert (out[:16] == 114).all() and (out[16:48] == 0).all()
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], np.float32)
+    assert nms(boxes, np.array([0.9, 0.8, 0.7], np.float32), 0.5).tolist() == [0, 2]
+    # (4 + C, A) head output: the per-class threshold applies to each box's best class
+    raw = np.array([[10, 30], [10, 30], [4, 4], [4, 4], [0.5, 0.1], [0.1, 0.55]], np.float32)
+    xyxy, s, c, _ = decode(raw, np.array([0.4, 0.6], np.float32), 0.7)
+    assert c.tolist() == [0] and s.tolist() == [0.5] and xyxy.tolist() == [[8, 8, 12, 12]]
+
+
+def test_runtime_imports_and_runs_without_torch(tiny, tmp_path):
+    img = sorted(tiny["src"].glob("*.png"))[0]
+    blocker = (
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'torch', 'torchvision', 'ultralytics', 'transformers', 'supervision'}:\n"
+        "            raise ImportError('blocked for this test: ' + name)\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    code = blocker + (
+        "import numpy as np\n"
+        "from autolabel.runtime import load_bundle, read_image\n"
+        f"det = load_bundle({str(tiny['bundle'])!r})\n"
+        f"d = det.predict(read_image({str(img)!r}), conf=0.001)\n"
+        "assert det.model == 'int8' and d.xyxy.shape[1] == 4 and len(d) > 0\n"
+        "assert 'torch' not in sys.modules and 'ultralytics' not in sys.modules\n"
+        "print('ok', len(d))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stderr[-2000:]
+    # the copy inside the bundle runs on its own, from the bundle folder, without the autolabel package
+    standalone = tmp_path / "camera"
+    shutil.copytree(tiny["bundle"], standalone)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code2 = blocker + (
+        "sys.meta_path.insert(0, type('B', (), {'find_spec': lambda s, n, p=None, t=None: "
+        "(_ for _ in ()).throw(ImportError(n)) if n.split('.')[0] == 'autolabel' else None})())\n"
+        "sys.argv = ['autolabel_runtime.py', '.', " + repr(str(img)) + ", '--conf', '0.001', '--model', 'fp32']\n"
+        "import runpy; runpy.run_path('autolabel_runtime.py', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code2], capture_output=True, text=True, timeout=120,
+                          cwd=standalone, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "detections" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "setup, match",
+    [
+        (lambda p: None, "not found"),
+        (lambda p: p.mkdir(), "has no bundle.json"),
+        (lambda p: (p.mkdir(), (p / "bundle.json").write_text("{oops")), "not valid JSON"),
+        (lambda p: (p.mkdir(), (p / "bundle.json").write_text('{"format": "other"}')), "expected 'autolabel-bundle'"),
+        (lambda p: (p.mkdir(), (p / "bundle.json").write_text(
+            '{"format": "autolabel-bundle", "version": 1, "names": ["a"], "models": {"fp32": "model.onnx"}}')),
+         "model.onnx is missing"),
+    ],
+)
+def test_bad_bundle_paths(tmp_path, setup, match):
+    p = tmp_path / "b"
+    setup(p)
+    with pytest.raises(BundleError, match=match):
+        load_bundle(p)
+
+
+def test_bad_model_and_export_options(tiny, tmp_path):
+    with pytest.raises(BundleError, match="has no 'int16' model"):
+        load_bundle(tiny["bundle"], model="int16")
+    with pytest.raises(WeightsNotFoundError, match="not found"):
+        export(tmp_path / "missing.pt", tmp_path / "b")
+    with pytest.raises(ConfigError, match="needs your own images"):
+        export(tiny["pt"], tmp_path / "b", config=ExportConfig(imgsz=64, int8=True))
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        ExportConfig(imgsz=100)
+    with pytest.raises(ConfigError, match="calib_method"):
+        ExportConfig(calib_method="magic")
+    with pytest.raises(ConfigError, match="valid extra formats"):
+        ExportConfig(formats=("coreml",))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a bundle"):
+        export(tiny["pt"], tmp_path / "busy", config=ExportConfig(imgsz=64))
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+    with pytest.raises(DatasetError, match="not found"):
+        export(tiny["pt"], tmp_path / "b", data=tmp_path / "nodata", config=ExportConfig(imgsz=64))
+
+
+def test_cli_export_and_predict_on_images_and_video(tiny, tmp_path, capsys):
+    import cv2
+
+    from autolabel.cli import main
+    from autolabel.evaluate import load_predictions
+
+    vid = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"MJPG"), 5, (128, 96))
+    for i in range(6):
+        frame = np.full((96, 128, 3), 90, np.uint8)
+        frame[20:50, 10 + 5 * i : 40 + 5 * i] = (40, 40, 230)  # BGR red square moving right
+        w.write(frame)
+    w.release()
+    src = tmp_path / "imgs"
+    shutil.copytree(tiny["src"], src)
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    bundle = tmp_path / "bundle"
+    assert main(["export", str(tiny["pt"]), "--out", str(bundle), "--imgsz", "64", "-q"]) == 0
+    assert "model.onnx" in capsys.readouterr().out
+    out = tmp_path / "pred"
+    assert main(["predict", str(bundle), str(src), str(vid), "--out", str(out), "--conf", "0.01", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "fps" in printed and "broken.jpg" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 12 + 6 and summary["model"] == "fp32"
+    assert len(list((out / "images").glob("*.jpg"))) == 12
+    cap = cv2.VideoCapture(str(out / "clip_annotated.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    coco = json.loads((out / "detections.coco.json").read_text())
+    assert len(coco["images"]) == 18 and [c["name"] for c in coco["categories"]] == ["red", "blue"]
+    assert load_predictions(out / "detections.coco.json").names == ["red", "blue"]
+    # user errors: one line, exit 2
+    assert main(["predict", str(tmp_path / "nobundle"), str(src), "--out", str(out)]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["predict", str(bundle), str(tmp_path / "nothing_here"), "--out", str(out), "-q"]) == 2
+    assert capsys.readouterr().err.startswith("error:")
+    assert main(["export", str(tiny["pt"]), "--out", str(tmp_path / "b2"), "--imgsz", "64", "--int8"]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_int8_of_real_coco_weights_still_detects(tmp_path, bus_image, assets_dir):
+    w = weights_path("yolov8n.pt")
+    res = export(w, tmp_path / "b", data=assets_dir, config=ExportConfig(imgsz=320, int8=True, calib_images=4,
+                                                                          progress=False))
+    size = res.meta["files_bytes"]
+    assert size["int8"] < 0.5 * size["fp32"]
+    names = res.meta["names"]
+    found = {}
+    for m in ("fp32", "int8"):
+        d = load_bundle(res.bundle, model=m).predict(bus_image, conf=0.3)
+        found[m] = sorted(names[c] for c in d.class_ids)
+        assert found[m].count("person") >= 3 and "bus" in found[m], (m, found[m])
+    assert abs(len(found["int8"]) - len(found["fp32"])) <= 2, found
+    assert (ROOT / "autolabel" / "runtime.py").read_text() == (res.bundle / "autolabel_runtime.py").read_text()
