@@ -189,6 +189,42 @@ def train_classifier_cmd(
     typer.echo(f"val top-1 against the teacher's labels: {t1:.4f}" if t1 is not None else "no val samples")
 
 
+@app.command("prune")
+def prune_cmd(
+    model: Annotated[Path, typer.Argument(help="YOLO checkpoint (.pt) or an `autolabel train` output folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (pruned.pt, weights/best.pt, prune_report.json).")],
+    data: Annotated[Path | None, typer.Option("--data", help="The auto-labeled dataset: recovery training and val mAP.")] = None,
+    ratio: Annotated[float, typer.Option(help="Fraction of FLOPs (or --target params) to remove.")] = 0.5,
+    target: Annotated[str, typer.Option(help="flops or params.")] = "flops",
+    keep: Annotated[list[str] | None, typer.Option("--keep", help="Module kept whole, e.g. model.9 (repeatable).")] = None,
+    imgsz: Annotated[int, typer.Option(help="Image size (FLOPs, validation, recovery).")] = 640,
+    recover_epochs: Annotated[int, typer.Option(help="Recovery fine-tuning epochs (0 = prune only).")] = 10,
+    no_kd: Annotated[bool, typer.Option("--no-kd", help="Recover without the unpruned model as teacher.")] = False,
+    batch: Annotated[int, typer.Option(help="Recovery batch size.")] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or training logs.")] = False,
+) -> None:
+    """Prune a student's channels (torch-pruning) and recover it by distillation from the unpruned model."""
+    from autolabel.compress.prune import PruneConfig, prune
+
+    cfg = PruneConfig(ratio=ratio, target=target, keep=tuple(keep or ()), imgsz=imgsz, recover_epochs=recover_epochs,
+                      kd=not no_kd, batch=batch, device=device, progress=not quiet)
+    res = prune(model, out, data=data, config=cfg)
+    r = res.report
+
+    def line(tag: str, d: dict) -> str:
+        acc = f"  mAP50-95 {d['mAP50-95']:.4f}  mAP50 {d['mAP50']:.4f}" if "mAP50-95" in d else ""
+        return f"  {tag:<10} params {d.get('params', r['pruned']['params']) / 1e6:6.2f}M  " \
+               f"FLOPs {d.get('flops', r['pruned']['flops']) / 1e9:6.2f}G{acc}"
+
+    typer.echo(f"pruned {r['model']} -> {res.pruned}")
+    typer.echo(line("original", r["original"]))
+    typer.echo(line("pruned", r["pruned"]))
+    if "recovered" in r:
+        typer.echo(line("recovered", r["recovered"]) + f"  ({res.recovered})")
+    typer.echo(f"export it: autolabel export {res.recovered or res.pruned} --int8 --data DATASET --out bundle/")
+
+
 @app.command("export")
 def export_cmd(
     model: Annotated[Path, typer.Argument(help="YOLO checkpoint (.pt, pruned ones too) or an `autolabel train` output folder.")],

@@ -1,0 +1,336 @@
+"""Structured channel pruning of YOLO students with torch-pruning, and recovery by distillation.
+
+Example:
+    >>> from autolabel.compress import PruneConfig, prune
+    >>> res = prune("runs/cam1/weights/best.pt", "runs/cam1_pruned", data="datasets/cam1",
+    ...             config=PruneConfig(ratio=0.5, recover_epochs=20))              # doctest: +SKIP
+    >>> res.report["pruned"]["flops"] / res.report["original"]["flops"]           # doctest: +SKIP
+
+How
+---
+1. Ultralytics' ``C2f`` / ``C3k2`` blocks split one convolution's output with ``chunk``; torch-pruning's
+   dependency graph cannot prune the two halves of one tensor independently (its importance indices then
+   run past the conv). Each block is therefore rewritten, with identical outputs, as :class:`C2fSplit`: the
+   first convolution becomes two (``cv0`` and ``cv1``, each one half of the original weights and BN), as in
+   torch-pruning's YOLOv8 example.
+2. ``torch_pruning.pruner.BasePruner`` with group L2-magnitude importance removes channels in small steps
+   until the FLOPs (or parameters) fall by ``ratio``. The Detect head and any attention block (``C2PSA``,
+   ``PSA``, ``Attention``: their head split must stay intact) are ignored, so the head's outputs — boxes and
+   classes — are never pruned; modules a user lists in ``keep`` (``model.9`` …) are kept whole too.
+3. **Recovery by distillation**: the pruned model is fine-tuned on the auto-labeled dataset with the
+   unpruned model as online teacher (dense class-logit KD + FitNets hints on the neck, see
+   :mod:`autolabel.students.yolo`), plus the dataset's soft labels.
+
+Output folder: ``pruned.pt`` (before recovery; Ultralytics checkpoint format), ``weights/best.pt`` (after
+recovery), ``prune_report.json`` (params, FLOPs and val mAP of the original, pruned and recovered models).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from copy import deepcopy
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from autolabel.errors import ConfigError, DatasetError
+
+__all__ = ["C2fSplit", "PruneConfig", "PruneResult", "count_flops_params", "prune", "prune_model", "split_c2f"]
+
+REPORT_FILE = "prune_report.json"
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Settings of the pruning stage.
+
+    Attributes:
+        ratio: fraction of the FLOPs (``target="flops"``) or parameters (``"params"``) to remove.
+        target: ``flops`` or ``params``.
+        imgsz: image size for FLOPs counting, validation and recovery training.
+        keep: module names kept whole (e.g. ``["model.9"]``); the Detect head always is.
+        round_to: keep channel counts multiples of this (hardware-friendly; 8 for most NPUs).
+        steps: pruning steps (small steps re-rank importance as channels go).
+        recover_epochs: fine-tuning epochs after pruning (0 = none).
+        kd: recover with the unpruned model as online teacher (else plain fine-tuning on the labels).
+        kd_weight, hint_weight, alpha, temperature: see :class:`autolabel.students.yolo.TrainConfig`.
+        batch, device, workers: recovery training and validation.
+        evaluate: val-split mAP (against the dataset's labels) before and after.
+        progress: progress bars and training logs.
+        ultralytics: extra Ultralytics training arguments for the recovery.
+    """
+
+    ratio: float = 0.5
+    target: str = "flops"
+    imgsz: int = 640
+    keep: Sequence[str] = ()
+    round_to: int = 8
+    steps: int = 40
+    recover_epochs: int = 10
+    kd: bool = True
+    kd_weight: float = 1.0
+    hint_weight: float = 1.0
+    alpha: float = 0.5
+    temperature: float = 1.0
+    batch: int = 16
+    device: str = "auto"
+    workers: int = 2
+    evaluate: bool = True
+    progress: bool = True
+    ultralytics: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < float(self.ratio) < 0.95:
+            raise ConfigError(f"ratio must be in (0, 0.95), found {self.ratio}")
+        if self.target not in ("flops", "params"):
+            raise ConfigError(f"target must be 'flops' or 'params', found '{self.target}'")
+        if int(self.recover_epochs) < 0:
+            raise ConfigError(f"recover_epochs must be >= 0, found {self.recover_epochs}")
+        if int(self.steps) < 1 or int(self.round_to) < 1:
+            raise ConfigError(f"steps and round_to must be >= 1, found {self.steps}, {self.round_to}")
+
+
+@dataclass
+class PruneResult:
+    """What :func:`prune` wrote."""
+
+    out: Path
+    pruned: Path
+    recovered: Path | None
+    report: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the model surgery
+# ----------------------------------------------------------------------------------------------------------
+
+
+class C2fSplit(nn.Module):
+    """``C2f`` (and ``C3k2``) with ``cv1(x).chunk(2)`` computed by two convolutions ``cv0``, ``cv1``.
+
+    Same outputs as the block it replaces; every convolution's outputs can then be pruned on their own.
+    """
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.c = block.c
+        self.cv0, self.cv1 = _halve(block.cv1, block.c)
+        self.cv2, self.m = block.cv2, block.m
+        for k in ("f", "i", "type", "np"):  # Ultralytics' routing attributes
+            if hasattr(block, k):
+                setattr(self, k, getattr(block, k))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = [self.cv0(x), self.cv1(x)]
+        y.extend(m(y[-1]) for m in self.m)
+        return self.cv2(torch.cat(y, 1))
+
+
+def _halve(conv: Any, c: int) -> tuple[Any, Any]:
+    """Two Ultralytics ``Conv`` modules computing the first and second ``c`` output channels of ``conv``."""
+    halves = []
+    for sl in (slice(0, c), slice(c, 2 * c)):
+        h = deepcopy(conv)
+        h.conv.out_channels = c
+        h.conv.weight = type(conv.conv.weight)(conv.conv.weight.data[sl].clone())
+        if conv.conv.bias is not None:
+            h.conv.bias = type(conv.conv.bias)(conv.conv.bias.data[sl].clone())
+        bn = getattr(h, "bn", None)
+        if bn is not None:
+            bn.num_features = c
+            bn.weight = type(bn.weight)(conv.bn.weight.data[sl].clone())
+            bn.bias = type(bn.bias)(conv.bn.bias.data[sl].clone())
+            bn.running_mean = conv.bn.running_mean[sl].clone()
+            bn.running_var = conv.bn.running_var[sl].clone()
+        halves.append(h)
+    return halves[0], halves[1]
+
+
+def split_c2f(model: Any) -> int:
+    """Replace every ``C2f``/``C3k2`` block of a DetectionModel in place by :class:`C2fSplit`; the count."""
+    from ultralytics.nn.modules.block import C2f
+
+    n = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, C2f):
+                setattr(parent, name, C2fSplit(child))
+                n += 1
+    return n
+
+
+def count_flops_params(model: Any, imgsz: int) -> tuple[int, int]:
+    """(MACs-based FLOPs as torch-pruning counts them, parameters) at ``imgsz``."""
+    import torch_pruning as tp
+
+    p = next(model.parameters())
+    was = model.training
+    model.eval()
+    try:
+        ops, params = tp.utils.count_ops_and_params(model, torch.zeros(1, 3, imgsz, imgsz, device=p.device, dtype=p.dtype))
+    finally:
+        model.train(was)
+    return int(ops), int(params)
+
+
+def _ignored(model: Any, keep: Sequence[str]) -> list[Any]:
+    names = dict(model.named_modules())
+    missing = [k for k in keep if k not in names]
+    if missing:
+        top = [n for n in names if n.count(".") == 1][:30]
+        raise ConfigError(f"keep: modules {missing} not in the model; its blocks are {top}")
+    ignored = [model.model[-1]] + [names[k] for k in keep]
+    for m in model.modules():  # attention splits heads by channel count: keep it whole
+        if type(m).__name__ in {"C2PSA", "PSA", "Attention", "AAttn", "A2C2f"}:
+            ignored.append(m)
+    return ignored
+
+
+def prune_model(model: Any, config: PruneConfig) -> dict[str, Any]:
+    """Prune a DetectionModel in place (C2f blocks split first) to ``config.ratio``; before/after counts."""
+    import torch_pruning as tp
+
+    model.float()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    split_c2f(model)
+    model.eval()
+    x = torch.zeros(1, 3, config.imgsz, config.imgsz, device=next(model.parameters()).device)
+    ops0, params0 = count_flops_params(model, config.imgsz)
+    goal = 1.0 - float(config.ratio)
+    pruner = tp.pruner.BasePruner(
+        model, x, importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=0.9,
+        iterative_steps=int(config.steps) * 2, ignored_layers=_ignored(model, config.keep),
+        round_to=int(config.round_to), output_transform=lambda out: out[0] if isinstance(out, (tuple, list)) else out,
+    )
+    ops, params, steps = ops0, params0, 0
+    for _ in range(int(config.steps) * 2):
+        cur = ops / ops0 if config.target == "flops" else params / params0
+        if cur <= goal:
+            break
+        pruner.step()
+        steps += 1
+        ops, params = count_flops_params(model, config.imgsz)
+    with torch.no_grad():
+        model(x)  # the pruned graph still runs end to end
+    return {"flops_before": ops0, "params_before": params0, "flops_after": ops, "params_after": params,
+            "steps": steps}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the stage
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float] | None:
+    if not config.evaluate:
+        return None
+    import logging
+
+    from ultralytics import YOLO
+    from ultralytics.utils import LOGGER
+
+    from autolabel.weights import resolve_device
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    try:
+        dev = resolve_device(config.device)
+        m = YOLO(str(weights)).val(data=str(data_yaml), imgsz=config.imgsz, batch=config.batch, plots=False,
+                                   device="cpu" if dev == "cpu" else dev.replace("cuda:", ""), verbose=False,
+                                   workers=config.workers, conf=0.001)
+    finally:
+        LOGGER.setLevel(level)
+    return {"mAP50-95": round(float(m.box.map), 5), "mAP50": round(float(m.box.map50), 5)}
+
+
+def _save(model: Any, path: Path, names: dict[int, str], meta: dict[str, Any]) -> None:
+    m = deepcopy(model).float().cpu().eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    m.names = dict(names)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"model": m, "train_args": {"imgsz": meta.get("imgsz")}, "autolabel": meta}, tmp)
+    tmp.replace(path)
+
+
+def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
+          config: PruneConfig | None = None) -> PruneResult:
+    """Prune a YOLO student to ``ratio`` fewer FLOPs/params, then recover it by distillation on ``data``.
+
+    Args:
+        model: a YOLO ``.pt`` checkpoint or an ``autolabel train`` output folder.
+        out: output folder (``pruned.pt``, ``weights/best.pt``, ``prune_report.json``).
+        data: the auto-labeled dataset (``autolabel label`` output) for recovery and val mAP.
+        config: :class:`PruneConfig`.
+
+    Raises:
+        WeightsNotFoundError: model missing or unreadable. ConfigError: bad settings, recovery without data.
+        DatasetError: a dataset without data.yaml.
+    """
+    config = config or PruneConfig()
+    from autolabel.compress.export import _load_yolo, _resolve_model
+
+    pt = _resolve_model(model)
+    data_p = Path(data).expanduser() if data is not None else None
+    if data_p is None and config.recover_epochs > 0:
+        raise ConfigError("recovery needs the dataset: pass --data DATASET (or --recover-epochs 0 to only prune)")
+    data_yaml = None
+    if data_p is not None:
+        data_yaml = data_p if data_p.suffix in {".yaml", ".yml"} else data_p / "data.yaml"
+        if not data_yaml.is_file():
+            raise DatasetError(f"dataset '{data_p}' has no data.yaml; expected a folder written by `autolabel label`")
+    out = Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        import torch_pruning  # noqa: F401
+    except ImportError:
+        raise ConfigError("pruning needs torch-pruning: pip install torch-pruning") from None
+
+    y = _load_yolo(pt)
+    names = dict(y.names)
+    original = deepcopy(y.model).float().eval()
+    student = deepcopy(y.model).float()
+    t0 = time.perf_counter()
+    counts = prune_model(student, config)
+    prune_s = time.perf_counter() - t0
+    pruned_pt = out / "pruned.pt"
+    _save(student, pruned_pt, names, {"imgsz": config.imgsz, "pruned_from": str(pt.resolve()), **counts})
+
+    report: dict[str, Any] = {
+        "model": str(pt.resolve()),
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+        "original": {"params": counts["params_before"], "flops": counts["flops_before"]},
+        "pruned": {"params": counts["params_after"], "flops": counts["flops_after"], "seconds": round(prune_s, 1),
+                   "weights": str(pruned_pt)},
+        "against": "the dataset's labels (val split)" if data_yaml else None,
+    }
+    if data_yaml is not None:
+        report["original"].update(_val(pt, data_yaml, config) or {})
+        report["pruned"].update(_val(pruned_pt, data_yaml, config) or {})
+    recovered = None
+    if config.recover_epochs > 0 and data_p is not None:
+        from autolabel.students.yolo import TrainConfig, train
+
+        soft_ok = (data_p / "autolabel.jsonl").is_file()
+        tcfg = TrainConfig(
+            epochs=int(config.recover_epochs), imgsz=config.imgsz, batch=config.batch, device=config.device,
+            workers=config.workers, hard_only=not soft_ok, alpha=config.alpha, temperature=config.temperature,
+            kd_teacher=original if config.kd else None, kd_weight=config.kd_weight, hint_weight=config.hint_weight,
+            close_mosaic=max(1, int(config.recover_epochs) // 3), overwrite=True, progress=config.progress,
+            ultralytics=dict(config.ultralytics or {}),
+        )
+        t0 = time.perf_counter()
+        res = train(data_p, student=student, out=out, config=tcfg)
+        recovered = res.best if res.best.is_file() else res.last
+        report["recovered"] = {"weights": str(recovered), "epochs": int(config.recover_epochs),
+                               "kd_from_unpruned": bool(config.kd), "seconds": round(time.perf_counter() - t0, 1)}
+        if data_yaml is not None:
+            report["recovered"].update(_val(recovered, data_yaml, config) or {})
+    (out / REPORT_FILE).write_text(json.dumps(report, indent=2))
+    return PruneResult(out=out, pruned=pruned_pt, recovered=recovered, report=report)

@@ -1,0 +1,139 @@
+"""Structured pruning: C2f rewrite is exact, channels go, the head's outputs stay, KD recovery runs, export works."""
+
+from __future__ import annotations
+
+import json
+from copy import deepcopy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autolabel.errors import ConfigError
+from autolabel.label import LabelConfig, label
+from autolabel.ontology import Ontology
+from tests import fakes
+from tests.conftest import weights_path
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torch_pruning")
+
+from autolabel.compress.export import ExportConfig, export  # noqa: E402
+from autolabel.compress.prune import C2fSplit, PruneConfig, count_flops_params, prune, prune_model, split_c2f  # noqa: E402
+from autolabel.runtime import load_bundle  # noqa: E402
+from autolabel.students import TrainConfig, train  # noqa: E402
+
+ONTO = Ontology.from_dict({"classes": [{"name": "red"}, {"name": "blue"}]})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("prune")
+    fakes.make_square_images(tmp / "src", 12, seed=7)
+    ds = tmp / "ds"
+    label(tmp / "src", ONTO, "test-squares", ds, LabelConfig(progress=False, val_fraction=0.3))
+    # a wider variant of the tiny student, so that there are channels to prune at round_to 8
+    run = train(ds, student="test-yolo-tiny", out=tmp / "run",
+                config=TrainConfig(epochs=1, imgsz=64, batch=8, device="cpu", workers=0, close_mosaic=0,
+                                   progress=False, ultralytics={"warmup_epochs": 0}))
+    return {"ds": ds, "pt": run.best if run.best.is_file() else run.last, "tmp": tmp}
+
+
+def _tiny_model(pt: Path):
+    from ultralytics import YOLO
+
+    return YOLO(str(pt)).model.float().eval()
+
+
+def test_c2f_split_is_exact_and_replaces_every_block(trained):
+    m = _tiny_model(trained["pt"])
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = m(x)[0]
+    m2 = deepcopy(m)
+    n = split_c2f(m2)
+    assert n == 8  # the YOLOv8 layout has 8 C2f blocks
+    assert sum(isinstance(b, C2fSplit) for b in m2.modules()) == 8
+    with torch.no_grad():
+        out = m2(x)[0]
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_prune_model_removes_channels_and_keeps_the_head_outputs(trained):
+    m = _tiny_model(trained["pt"])
+    head = m.model[-1]
+    head_out = [(c[-1].weight.shape[0]) for c in (*head.cv2, *head.cv3)]
+    flops0, params0 = count_flops_params(m, 64)
+    counts = prune_model(m, PruneConfig(ratio=0.3, imgsz=64, round_to=2, keep=("model.9",)))
+    flops1, params1 = count_flops_params(m, 64)
+    assert counts["params_before"] == params0 and counts["params_after"] == params1
+    assert params1 < params0 and flops1 <= 0.72 * flops0
+    assert [(c[-1].weight.shape[0]) for c in (*head.cv2, *head.cv3)] == head_out  # boxes and classes intact
+    sppf = m.model[9]  # kept whole
+    assert sppf.cv1.conv.out_channels == _tiny_model(trained["pt"]).model[9].cv1.conv.out_channels
+    with torch.no_grad():
+        y = m(torch.rand(1, 3, 64, 64))[0]
+    assert y.shape[:2] == (1, 4 + 2)
+
+
+def test_prune_with_kd_recovery_writes_report_and_exports(trained, tmp_path):
+    out = tmp_path / "pruned"
+    cfg = PruneConfig(ratio=0.3, imgsz=64, round_to=2, recover_epochs=1, batch=8, device="cpu", workers=0,
+                      progress=False, ultralytics={"warmup_epochs": 0})
+    res = prune(trained["pt"], out, data=trained["ds"], config=cfg)
+    rep = json.loads((out / "prune_report.json").read_text())
+    assert rep["pruned"]["params"] < rep["original"]["params"]
+    assert rep["recovered"]["kd_from_unpruned"] is True and res.recovered.is_file()
+    for k in ("original", "pruned", "recovered"):
+        assert 0.0 <= rep[k]["mAP50-95"] <= 1.0
+    settings = json.loads((out / "autolabel_train.json").read_text())
+    assert settings["keep_architecture"] is True and settings["kd_weight"] > 0 and settings["hint_weight"] > 0
+    # the recovered (pruned) model is still an Ultralytics checkpoint that exports and runs without torch
+    b = export(res.recovered, tmp_path / "bundle", data=trained["ds"],
+               config=ExportConfig(imgsz=64, int8=True, calib_images=4, evaluate=False, progress=False))
+    img = np.zeros((64, 80, 3), np.uint8)
+    for m in ("fp32", "int8"):
+        d = load_bundle(b.bundle, model=m).predict(img, conf=0.001)
+        assert d.xyxy.shape[1:] == (4,)
+    assert b.meta["parameters"] == rep["pruned"]["params"]
+
+
+def test_prune_errors(trained, tmp_path):
+    with pytest.raises(ConfigError, match="ratio"):
+        PruneConfig(ratio=1.0)
+    with pytest.raises(ConfigError, match="target"):
+        PruneConfig(target="latency")
+    with pytest.raises(ConfigError, match="--data"):
+        prune(trained["pt"], tmp_path / "x", config=PruneConfig(imgsz=64))
+    with pytest.raises(ConfigError, match="not in the model"):
+        prune(trained["pt"], tmp_path / "x", config=PruneConfig(imgsz=64, recover_epochs=0, keep=("model.99",)))
+
+
+def test_cli_prune_only(trained, tmp_path, capsys):
+    from autolabel.cli import main
+
+    assert main(["prune", str(trained["pt"]), "--out", str(tmp_path / "p"), "--ratio", "0.2", "--imgsz", "64",
+                 "--recover-epochs", "0", "--data", str(trained["ds"]), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "original" in printed and "pruned" in printed and "recovered" not in printed
+    assert main(["prune", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "p2")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_real_yolov8n_prunes_to_half_the_flops():
+    from ultralytics import YOLO
+
+    m = YOLO(str(weights_path("yolov8n.pt"))).model.float().eval()
+    x = torch.rand(1, 3, 160, 160)
+    c = prune_model(m, PruneConfig(ratio=0.45, imgsz=160))
+    assert 0.45 <= c["flops_after"] / c["flops_before"] <= 0.56
+    with torch.no_grad():
+        assert m(x)[0].shape == (1, 84, 525)
