@@ -2,7 +2,7 @@
 
 The public API is imported lazily so that ``import autolabel`` stays fast::
 
-    from autolabel import label, evaluate, load_ontology, create_teacher
+    from autolabel import label, evaluate, train, prune, export, predict, Pipeline
 """
 
 from __future__ import annotations
@@ -35,6 +35,17 @@ _EXPORTS = {
     "read_records": "autolabel.dataset",
     "read_meta": "autolabel.dataset",
     "check_dataset": "autolabel.dataset",
+    "TrainConfig": "autolabel.students.yolo",
+    "train": "autolabel.students.yolo",
+    "PruneConfig": "autolabel.compress.prune",
+    "prune": "autolabel.compress.prune",
+    "ExportConfig": "autolabel.compress.export",
+    "export": "autolabel.compress.export",
+    "PredictConfig": "autolabel.predict",
+    "predict": "autolabel.predict",
+    "load_bundle": "autolabel.runtime",
+    "Pipeline": "autolabel.pipeline",
+    "PipelineResult": "autolabel.pipeline",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -189,6 +189,34 @@ def train_classifier_cmd(
     typer.echo(f"val top-1 against the teacher's labels: {t1:.4f}" if t1 is not None else "no val samples")
 
 
+@app.command("run")
+def run_cmd(
+    sources: Annotated[list[Path], typer.Argument(help="Image files, video files or folders (recursive).")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder (resumed if it exists).")],
+    ontology: Annotated[Path | None, typer.Option("--ontology", "-o", help="Ontology YAML (or 'ontology' in the pipeline file).")] = None,
+    pipeline: Annotated[Path | None, typer.Option("--pipeline", "-p", help="Pipeline YAML (pipelines/*.yaml); defaults otherwise.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override one setting: SECTION.KEY=VALUE (repeatable).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Stage lines only, no progress bars.")] = False,
+) -> None:
+    """Label -> train (distill) -> prune + recover -> INT8 ONNX bundle -> HTML report, resumable."""
+    from autolabel.pipeline import Pipeline
+
+    p = Pipeline.from_yaml(pipeline, overrides=set_ or (), log=lambda m: typer.echo(m, err=True))
+    res = p.run(sources, out, ontology=ontology, progress=not quiet)
+    s = res.summary
+    typer.echo(f"run folder: {res.run_dir}")
+    if s.get("bundle"):
+        acc = s.get("accuracy") or {}
+        score = ", ".join(f"{k} {v:.4f}" for k, v in acc.items() if isinstance(v, float))
+        typer.echo(f"bundle:     {s['bundle']} ({s.get('model')} model, {s.get('model_mb')} MB)")
+        if score:
+            typer.echo(f"accuracy:   {score} ({acc.get('against')})")
+        if s.get("ms_per_image"):
+            typer.echo(f"speed:      {s['ms_per_image']} ms/image on this CPU")
+    if s.get("report"):
+        typer.echo(f"report:     {s['report']}")
+
+
 @app.command("prune")
 def prune_cmd(
     model: Annotated[Path, typer.Argument(help="YOLO checkpoint (.pt) or an `autolabel train` output folder.")],

@@ -91,6 +91,25 @@ def letterbox(image: np.ndarray, size: int, pad_value: int = 114) -> tuple[np.nd
     return out, r, (left, top)
 
 
+def letterbox_square(image: np.ndarray, size: int, pad_value: int = 114) -> np.ndarray:
+    """Classification preprocessing: fit into ``size × size`` keeping the aspect, centered (as training did)."""
+    h, w = image.shape[:2]
+    r = size / max(h, w)
+    nh, nw = max(1, round(h * r)), max(1, round(w * r))
+    if (nh, nw) != (h, w):
+        try:
+            import cv2
+
+            image = cv2.resize(np.ascontiguousarray(image), (nw, nh),
+                               interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+        except ImportError:  # pragma: no cover
+            image = _resize(image, nw, nh)
+    out = np.full((size, size, 3), pad_value, np.uint8)
+    oy, ox = (size - nh) // 2, (size - nw) // 2
+    out[oy : oy + nh, ox : ox + nw] = image
+    return out
+
+
 def nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     """Greedy non-maximum suppression; indices of the kept boxes by descending score.
 
@@ -183,6 +202,9 @@ class Detector:
         shape = self.session.get_inputs()[0].shape
         self.fixed_batch = int(shape[0]) if isinstance(shape[0], int) else None
         self.input_dtype = np.float16 if "float16" in self.session.get_inputs()[0].type else np.float32
+        self.task = str(meta.get("task", "detect"))
+        self.mean = np.asarray(pre.get("mean", [0, 0, 0]), np.float32).reshape(1, 3, 1, 1)
+        self.std = np.asarray(pre.get("std", [1, 1, 1]), np.float32).reshape(1, 3, 1, 1)
         post = meta.get("postprocessing", {})
         th = post.get("thresholds") or {}
         default = float(post.get("conf", 0.25))
@@ -197,10 +219,14 @@ class Detector:
             im = np.asarray(im)
             if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
                 raise BundleError(f"expected an HxWx3 uint8 RGB image, found shape {im.shape} dtype {im.dtype}")
-            lb, r, pad = letterbox(im, self.imgsz, self.pad_value)
+            if self.task == "classify":
+                lb, r, pad = letterbox_square(im, self.imgsz, self.pad_value), 1.0, (0, 0)
+            else:
+                lb, r, pad = letterbox(im, self.imgsz, self.pad_value)
             batch.append(lb)
             params.append((r, pad))
         x = np.stack(batch).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        x = (x - self.mean) / self.std
         return np.ascontiguousarray(x.astype(self.input_dtype)), params
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -216,9 +242,21 @@ class Detector:
             return np.concatenate(outs).astype(np.float32)
         return self.session.run(None, {self.input_name: x})[0].astype(np.float32)
 
+    def classify(self, images: list[np.ndarray]) -> np.ndarray:
+        """``(B, C)`` class probabilities of RGB images (a classification bundle)."""
+        if self.task != "classify":
+            raise BundleError(f"bundle '{self.root}' is a {self.task} model; use predict()")
+        if not len(images):
+            return np.zeros((0, len(self.names)), np.float32)
+        logits = self.forward(self.preprocess(list(images))[0])
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
     def predict_batch(self, images: list[np.ndarray], conf: float | None = None, iou: float | None = None,
                       agnostic: bool = False) -> list[Detections]:
         """Detections of each RGB image (boxes in its own pixels)."""
+        if self.task != "detect":
+            raise BundleError(f"bundle '{self.root}' is a {self.task} model; use classify()")
         if not len(images):
             return []
         x, params = self.preprocess(list(images))
@@ -270,6 +308,11 @@ def _main(argv: list[str] | None = None) -> int:
         return 2
     for p in a.images:
         t0 = time.perf_counter()
+        if det.task == "classify":
+            probs = det.classify([read_image(p)])[0]
+            top = np.argsort(-probs)[:3]
+            print(f"{p}: " + ", ".join(f"{det.names[i]} {probs[i]:.2f}" for i in top))
+            continue
         d = det.predict(read_image(p), conf=a.conf)
         ms = (time.perf_counter() - t0) * 1000
         items = [f"{det.names[c]} {s:.2f} [{', '.join(f'{v:.0f}' for v in b)}]" for b, s, c in zip(d.xyxy, d.scores, d.class_ids)]

@@ -37,8 +37,8 @@ import numpy as np
 
 from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
 
-__all__ = ["CALIB_METHODS", "ExportConfig", "ExportResult", "decode_nodes", "export", "export_onnx",
-           "quantize_int8", "score_bundle"]
+__all__ = ["CALIB_METHODS", "ExportConfig", "ExportResult", "decode_nodes", "export", "export_classifier",
+           "export_onnx", "quantize_int8", "score_bundle"]
 
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 EXTRA_FORMATS = {"openvino": "openvino", "tflite": "tensorflow"}
@@ -539,4 +539,122 @@ def _export_into(pt: Path, out: Path, data_p: Path | None, config: ExportConfig)
         metrics = score_bundle(out, data_p, list(files), config.max_eval_images, config.progress)
         meta["metrics"] = metrics
         (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+    return ExportResult(bundle=out, files=files, metrics=metrics, meta=meta)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# classifiers
+# ----------------------------------------------------------------------------------------------------------
+
+
+def export_classifier(model: str | Path, out: str | Path, data: str | Path | None = None, *, int8: bool = False,
+                      calib_images: int = 100, calib_method: str = "minmax", opset: int = 17,
+                      progress: bool = True) -> ExportResult:
+    """Export a :func:`~autolabel.students.classify.train_classifier` checkpoint to a classification bundle.
+
+    FP32 ONNX (``torch.onnx`` with a dynamic batch) and, with ``int8``, a QDQ model calibrated on the
+    dataset's train images. With an image-level dataset (``label_classification``) the val split's top-1
+    against the teacher's labels is measured through the runtime for each model.
+    """
+    import torch
+
+    from autolabel import __version__
+    from autolabel.runtime import BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, load_bundle
+    from autolabel.students.classify import CLS_META_FILE, _iter_jsonl, load_classifier
+
+    if calib_method not in CALIB_METHODS:
+        raise ConfigError(f"calib_method must be one of {list(CALIB_METHODS)}, found '{calib_method}'")
+    clf = load_classifier(model)
+    data_p = Path(data).expanduser() if data is not None else None
+    if int8 and data_p is None:
+        raise ConfigError("INT8 calibration needs your own images: pass --data DATASET")
+    out = Path(out).expanduser()
+    if out.exists():
+        if any(out.iterdir()) and not (out / BUNDLE_FILE).is_file():
+            raise ConfigError(f"'{out}' exists and is not a bundle; choose an empty or new --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    pre = dict(clf.preprocessing)
+    size = int(pre["imgsz"])
+    files = {"fp32": out / "model.onnx"}
+    m = clf.model.float().eval().cpu()
+    torch.onnx.export(m, (torch.zeros(1, 3, size, size),), str(files["fp32"]), input_names=["images"],
+                      output_names=["logits"], dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+                      opset_version=int(opset), dynamo=False)
+    recs: list[dict[str, Any]] = []
+    if data_p is not None and (data_p / CLS_META_FILE).is_file():
+        recs = list(_iter_jsonl(data_p / "autolabel_cls.jsonl"))
+    meta: dict[str, Any] = {
+        "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "autolabel": __version__, "task": "classify",
+        "names": list(clf.names), "source_model": str(Path(model).resolve()), "model_name": clf.model_name,
+        "parameters": int(sum(p.numel() for p in m.parameters())), "models": {"fp32": "model.onnx"},
+        "output": "(B, C) logits; softmax gives the class probabilities",
+        "preprocessing": {"imgsz": size, "letterbox": "square", "pad_value": int(pre.get("pad_value", 114)),
+                          "color": "RGB", "layout": "NCHW", "scale": 1 / 255, "mean": list(pre["mean"]),
+                          "std": list(pre["std"]), "batch": "dynamic"},
+        "postprocessing": {}, "metrics": {},
+    }
+    (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+    info: dict[str, Any] = {}
+    if int8:
+        imgs = [data_p / r["image"] for r in recs if r.get("split") == "train"] or _dataset_images(data_p, None)
+        random.Random(0).shuffle(imgs)
+        det = load_bundle(out, model="fp32")
+
+        class _Reader:
+            def __init__(self) -> None:
+                self.rewind()
+
+            def get_next(self):
+                return next(self._it, None)
+
+            def rewind(self) -> None:
+                self._it = ({"images": det.preprocess([_read_rgb(p)])[0]} for p in imgs[: int(calib_images)])
+
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+
+        reader = _Reader()
+
+        class _R(CalibrationDataReader):
+            def get_next(self):
+                return reader.get_next()
+
+            def rewind(self):
+                reader.rewind()
+
+        methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                   "percentile": CalibrationMethod.Percentile}
+        quantize_static(str(files["fp32"]), str(out / "model_int8.onnx"), _R(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[calib_method])
+        files["int8"] = out / "model_int8.onnx"
+        info["int8"] = {"calibration_images": min(len(imgs), int(calib_images)), "method": calib_method}
+    meta["models"] = {k: v.name for k, v in files.items()}
+    meta["export"] = info
+    meta["files_bytes"] = {k: v.stat().st_size for k, v in files.items()}
+    (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+    val = [r for r in recs if r.get("split") == "val"]
+    metrics: dict[str, Any] = {}
+    for k in files:
+        if not val:
+            break
+        det = load_bundle(out, model=k)
+        t0, correct = time.perf_counter(), 0
+        for r in val:
+            correct += int(det.classify([_read_rgb(data_p / r["image"])])[0].argmax() == int(r["class_id"]))
+        metrics[k] = {"images": len(val), "against": "teacher labels (val)", "top1": round(correct / len(val), 5),
+                      "ms_per_image": round(1000 * (time.perf_counter() - t0) / len(val), 1)}
+    meta["metrics"] = metrics
+    (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+    shutil.copy2(Path(__file__).resolve().parents[1] / "runtime.py", out / "autolabel_runtime.py")
+    (out / "README.md").write_text(
+        f"# {out.name}: an autolabel classification bundle\n\nClasses: {', '.join(clf.names)}\n\n"
+        "```python\nfrom autolabel_runtime import load_bundle, read_image\n"
+        "clf = load_bundle('.')\nprobs = clf.classify([read_image('image.jpg')])[0]\n```\n")
     return ExportResult(bundle=out, files=files, metrics=metrics, meta=meta)

@@ -1,0 +1,299 @@
+"""One command from a folder to a deployable model: label → train → prune → export → report.
+
+The pipeline only composes the stages and records their artifacts in a run folder; it holds no logic of its
+own. Example::
+
+    from autolabel import Pipeline
+    p = Pipeline.from_yaml("pipelines/cctv.yaml", overrides=["train.epochs=30"])
+    res = p.run(["footage/"], out="runs/site1")
+    res.bundle, res.report
+
+Run folder::
+
+    RUN/
+      pipeline.yaml        # the fully resolved configuration
+      pipeline_state.json  # per stage: status, fingerprint, artifacts, seconds
+      dataset/  train/  prune/  bundle/      # each stage's own output (see the stage modules)
+      report.html  report.json
+
+Re-running resumes at the first unfinished stage (an interrupted labeling or training run continues where it
+stopped). Each stage has a fingerprint of its settings and of the fingerprints before it: change a stage's
+settings and that stage and every stage after it run again; the ones before are kept.
+
+Pipeline files (``pipelines/*.yaml``) hold the sections below; a key that is not listed fails with the
+list of valid keys. ``--set section.key=value`` overrides one value (parsed as YAML).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autolabel.errors import ConfigError
+
+__all__ = ["DEFAULTS", "STAGES", "Pipeline", "PipelineResult", "load_pipeline_config"]
+
+STAGES = ("label", "train", "prune", "export", "report")
+STATE_FILE = "pipeline_state.json"
+RESOLVED_FILE = "pipeline.yaml"
+
+DEFAULTS: dict[str, Any] = {
+    "name": "autolabel",
+    "task": "detect",  # detect | classify
+    "ontology": None,
+    "label": {
+        "teacher": ["yolo:yolov8n.pt"],  # NAME[:WEIGHTS]; several = WBF ensemble
+        "batch_size": 8,
+        "conf": None,
+        "val_fraction": 0.2,
+        "seed": 0,
+        "agnostic_nms": False,
+        "tta": False,
+        "tile": None,
+        "rescore": None,
+        "device": "auto",
+        "fps": 1.0,
+        "stride": None,
+        "dedup": 2.0,
+        "max_side": None,
+        "min_confidence": 0.0,  # classify: images below this teacher confidence are left out
+    },
+    "train": {
+        "student": "yolov8n.pt",  # detect: YOLO checkpoint / YAML / name; classify: torchvision model name
+        "epochs": 50,
+        "imgsz": 640,
+        "batch": 16,
+        "hard_only": False,  # True = no distillation (hard labels only), for comparison
+        "alpha": 0.5,
+        "temperature": 1.0,
+        "conf_weight": False,
+        "kd_teacher": None,  # detect: online KD from a larger YOLO checkpoint
+        "kd_weight": 1.0,
+        "hint_weight": 1.0,
+        "pretrained": False,  # classify: ImageNet weights (downloaded by torchvision)
+        "device": "auto",
+        "workers": 2,
+        "ultralytics": {},
+    },
+    "prune": {
+        "enabled": True,
+        "ratio": 0.5,
+        "target": "flops",
+        "keep": [],
+        "round_to": 8,
+        "recover_epochs": 10,
+        "kd": True,
+    },
+    "export": {
+        "enabled": True,
+        "imgsz": None,  # default: train.imgsz
+        "int8": True,
+        "fp16": False,
+        "calib_images": 100,
+        "calib_method": "minmax",
+        "dynamic": False,
+    },
+    "report": {
+        "enabled": True,
+        "gt": None,  # human labels (YOLO folder or COCO JSON) to score the teacher against
+    },
+}
+
+
+def _merge(base: dict[str, Any], new: Mapping[str, Any], where: str, src: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in new.items():
+        if k not in base:
+            raise ConfigError(f"{src}: unknown key '{where}{k}'; valid keys{' of ' + where.rstrip('.') if where else ''} "
+                              f"are {sorted(base)}")
+        if isinstance(base[k], dict) and k != "ultralytics":
+            if not isinstance(v, Mapping):
+                raise ConfigError(f"{src}: '{where}{k}' must be a mapping of {sorted(base[k])}, found {v!r}")
+            out[k] = _merge(base[k], v, f"{where}{k}.", src)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    import yaml
+
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects SECTION.KEY=VALUE (e.g. train.epochs=30), found '{item}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def load_pipeline_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Defaults ← pipeline YAML ← ``--set`` overrides; validated (unknown keys, types of the sections)."""
+    import yaml
+
+    cfg = copy.deepcopy(DEFAULTS)
+    src = "<defaults>"
+    if path is not None:
+        p = Path(path)
+        src = str(p)
+        if not p.is_file():
+            raise ConfigError(f"pipeline file '{p}' not found (see pipelines/*.yaml)")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{p}: expected a mapping of sections {sorted(DEFAULTS)}, found {type(data).__name__}")
+        # paths in a pipeline file are relative to the file
+        if isinstance(data.get("ontology"), str) and not Path(data["ontology"]).is_absolute():
+            rel = (p.parent / data["ontology"]).resolve()
+            data = {**data, "ontology": str(rel if rel.is_file() else Path(data["ontology"]).resolve())}
+        gt = (data.get("report") or {}).get("gt") if isinstance(data.get("report"), Mapping) else None
+        if isinstance(gt, str) and not Path(gt).is_absolute() and (p.parent / gt).exists():
+            data = {**data, "report": {**data["report"], "gt": str((p.parent / gt).resolve())}}
+        cfg = _merge(cfg, data, "", src)
+    for item in overrides:
+        keys, value = _parse_override(item)
+        d: Any = {}
+        cur = d
+        for k in keys[:-1]:
+            cur[k] = {}
+            cur = cur[k]
+        cur[keys[-1]] = value
+        cfg = _merge(cfg, d, "", f"--set {item}")
+    if cfg["task"] not in ("detect", "classify"):
+        raise ConfigError(f"{src}: 'task' must be 'detect' or 'classify', found {cfg['task']!r}")
+    t = cfg["label"]["teacher"]
+    cfg["label"]["teacher"] = [t] if isinstance(t, str) else list(t or [])
+    if not cfg["label"]["teacher"]:
+        raise ConfigError(f"{src}: 'label.teacher' needs at least one NAME[:WEIGHTS]")
+    return cfg
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class PipelineResult:
+    """What a pipeline run produced."""
+
+    run_dir: Path
+    bundle: Path | None
+    report: Path | None
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class Pipeline:
+    """label → train (distillation) → prune + KD recovery → INT8/ONNX bundle → HTML report, resumable.
+
+    Args:
+        config: a full or partial pipeline configuration (sections of :data:`DEFAULTS`).
+        log: called with one line per stage event (the CLI prints them); stages show their own progress.
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None, log: Callable[[str], None] | None = None) -> None:
+        self.config = _merge(DEFAULTS, config or {}, "", "<config>") if config is not None else copy.deepcopy(DEFAULTS)
+        self.log = log or (lambda _msg: None)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None, overrides: Sequence[str] = (),
+                  log: Callable[[str], None] | None = None) -> Pipeline:
+        """A pipeline from a YAML file (``None``: the defaults) with ``--set``-style overrides."""
+        p = cls(log=log)
+        p.config = load_pipeline_config(path, overrides)
+        return p
+
+    # ------------------------------------------------------------------------------------------------------
+    def run(self, sources: Sequence[str | Path] | str | Path, out: str | Path,
+            ontology: str | Path | None = None, progress: bool = True) -> PipelineResult:
+        """Run (or resume) every enabled stage on ``sources`` into the run folder ``out``."""
+        import yaml
+
+        from autolabel.ontology import load_ontology
+
+        cfg = copy.deepcopy(self.config)
+        if ontology is not None:
+            cfg["ontology"] = str(Path(ontology).resolve())
+        if not cfg.get("ontology"):
+            raise ConfigError("no ontology: pass --ontology FILE (or set 'ontology' in the pipeline file)")
+        onto = load_ontology(cfg["ontology"])
+        srcs = [sources] if isinstance(sources, (str, Path)) else list(sources)
+        if not srcs:
+            raise ConfigError("no sources: pass image files, video files or folders")
+        src_abs = [str(Path(s).expanduser().resolve()) for s in srcs]
+        run = Path(out).expanduser().resolve()
+        run.mkdir(parents=True, exist_ok=True)
+        (run / RESOLVED_FILE).write_text(yaml.safe_dump({**cfg, "sources": src_abs}, sort_keys=False))
+        state = self._read_state(run)
+
+        prints = {
+            "label": _fingerprint(cfg["task"], cfg["label"], onto.to_dict(), src_abs),
+        }
+        prints["train"] = _fingerprint(prints["label"], cfg["train"])
+        prints["prune"] = _fingerprint(prints["train"], cfg["prune"], cfg["train"]["imgsz"])
+        prints["export"] = _fingerprint(prints["prune"], cfg["export"], cfg["train"]["imgsz"])
+        prints["report"] = _fingerprint(prints["export"], cfg["report"])
+
+        from autolabel import stages
+
+        stage_fns = {
+            "label": stages.run_label, "train": stages.run_train, "prune": stages.run_prune,
+            "export": stages.run_export, "report": stages.run_report,
+        }
+        ctx: dict[str, Any] = {"config": cfg, "ontology": onto, "sources": src_abs, "run": run,
+                               "progress": progress, "state": state}
+        enabled = {s: (cfg[s].get("enabled", True) if isinstance(cfg.get(s), dict) else True) for s in STAGES}
+        for i, name in enumerate(STAGES, 1):
+            st = state["stages"].get(name, {})
+            if not enabled[name]:
+                state["stages"][name] = {"status": "disabled", "fingerprint": prints[name]}
+                self.log(f"[{i}/{len(STAGES)}] {name}: disabled")
+                continue
+            if st.get("status") == "done" and st.get("fingerprint") == prints[name]:
+                self.log(f"[{i}/{len(STAGES)}] {name}: done earlier, kept ({st.get('seconds', 0):.0f} s then)")
+                continue
+            resume = st.get("status") == "running" and st.get("fingerprint") == prints[name]
+            self.log(f"[{i}/{len(STAGES)}] {name}: {'resuming' if resume else 'running'}")
+            state["stages"][name] = {"status": "running", "fingerprint": prints[name]}
+            for later in STAGES[i:]:  # everything after a re-run stage is stale
+                if later in state["stages"] and state["stages"][later].get("status") == "done":
+                    state["stages"][later]["status"] = "stale"
+            self._write_state(run, state)
+            t0 = time.perf_counter()
+            artifacts = stage_fns[name](ctx, resume=resume)
+            secs = time.perf_counter() - t0
+            state["stages"][name] = {"status": "done", "fingerprint": prints[name], "seconds": round(secs, 1),
+                                     "artifacts": artifacts}
+            self._write_state(run, state)
+            self.log(f"[{i}/{len(STAGES)}] {name}: done in {secs:.0f} s")
+        summary = stages.final_summary(ctx)
+        return PipelineResult(run_dir=run, bundle=Path(summary["bundle"]) if summary.get("bundle") else None,
+                              report=Path(summary["report"]) if summary.get("report") else None,
+                              stages=state["stages"], summary=summary)
+
+    @staticmethod
+    def _read_state(run: Path) -> dict[str, Any]:
+        p = run / STATE_FILE
+        if p.is_file():
+            try:
+                data = json.loads(p.read_text())
+                if isinstance(data, dict) and isinstance(data.get("stages"), dict):
+                    return data
+            except ValueError:
+                pass  # a torn state file: start the bookkeeping over (stage outputs resume on their own)
+        return {"version": 1, "stages": {}}
+
+    @staticmethod
+    def _write_state(run: Path, state: dict[str, Any]) -> None:
+        tmp = run / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(run / STATE_FILE)

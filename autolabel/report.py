@@ -1,0 +1,225 @@
+"""The run report: one self-contained HTML file (images and plots inlined) plus the same numbers as JSON.
+
+Sections: summary (where the bundle is, size, accuracy, speed), the accuracy / size / latency table of
+teacher → student → pruned → recovered → FP32 / INT8 bundle with plots, training curves, label statistics
+per class, skipped inputs, teacher samples with boxes, stage wall times, and the resolved configuration.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["accuracy_rows", "write_report"]
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _read_csv(path: str | None) -> list[dict[str, float]]:
+    if not path or not Path(path).is_file():
+        return []
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            try:
+                rows.append({k.strip(): float(v) for k, v in r.items() if v not in (None, "")})
+            except ValueError:
+                continue
+    return rows
+
+
+def _size_mb(path: str | None) -> float | None:
+    return round(Path(path).stat().st_size / 1e6, 2) if path and Path(path).is_file() else None
+
+
+def _count(pt: str | None, imgsz: int) -> tuple[int | None, int | None]:
+    if not pt or not Path(pt).is_file():
+        return None, None
+    try:
+        from ultralytics import YOLO
+
+        from autolabel.compress.prune import count_flops_params
+
+        m = YOLO(pt).model.float()
+        return count_flops_params(m, imgsz)
+    except Exception:  # counting is informative only
+        return None, None
+
+
+def accuracy_rows(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any]],
+                  seconds: dict[str, Any]) -> list[dict[str, Any]]:
+    """Teacher → student → pruned → recovered → bundle models: accuracy, size, FLOPs, latency."""
+    rows: list[dict[str, Any]] = []
+    imgsz = int(config["train"]["imgsz"])
+    lab, tr, pr, ex = art.get("label") or {}, art.get("train") or {}, art.get("prune") or {}, art.get("export") or {}
+    teacher = {"model": "teacher: " + " + ".join(config["label"]["teacher"]), "kind": "labels",
+               "against": "human labels" if config["report"].get("gt") else None}
+    gt = config["report"].get("gt")
+    if gt and lab.get("dataset"):
+        from autolabel.evaluate import evaluate
+
+        r = evaluate(lab["dataset"], gt)
+        teacher.update({"mAP50-95": round(float(r.map50_95), 5), "mAP50": round(float(r.map50), 5)})
+    if lab.get("images") and seconds.get("label"):
+        teacher["ms_per_image"] = round(1000 * float(seconds["label"]) / max(1, int(lab["images"])), 1)
+    rows.append(teacher)
+    if config["task"] == "classify":
+        if tr.get("best"):
+            rows.append({"model": f"student: {config['train']['student']}", "kind": "PyTorch", "against": "teacher labels (val)",
+                         "top1": tr.get("top1_teacher"), "size_mb": _size_mb(tr.get("best"))})
+    else:
+        if tr.get("best"):
+            m = tr.get("metrics") or {}
+            flops, params = _count(tr["best"], imgsz)
+            rows.append({"model": f"student: {Path(str(config['train']['student'])).name}", "kind": "PyTorch",
+                         "against": "teacher labels (val)", "mAP50-95": m.get("mAP50-95"), "mAP50": m.get("mAP50"),
+                         "params": params, "flops": flops, "size_mb": _size_mb(tr["best"])})
+        rep = pr.get("report") or {}
+        if rep.get("pruned"):
+            p = rep["pruned"]
+            rows.append({"model": f"pruned {config['prune']['ratio']:.0%} {config['prune']['target']}, no recovery",
+                         "kind": "PyTorch", "against": "teacher labels (val)", "mAP50-95": p.get("mAP50-95"),
+                         "mAP50": p.get("mAP50"), "params": p.get("params"), "flops": p.get("flops"),
+                         "size_mb": _size_mb(pr.get("pruned"))})
+        if rep.get("recovered"):
+            r = rep["recovered"]
+            rows.append({"model": f"pruned + {'KD ' if r.get('kd_from_unpruned') else ''}recovery ({r.get('epochs')} ep)",
+                         "kind": "PyTorch", "against": "teacher labels (val)", "mAP50-95": r.get("mAP50-95"),
+                         "mAP50": r.get("mAP50"), "params": rep["pruned"].get("params"),
+                         "flops": rep["pruned"].get("flops"), "size_mb": _size_mb(pr.get("recovered"))})
+    for key, f in (ex.get("files") or {}).items():
+        m = (ex.get("metrics") or {}).get(key) or {}
+        rows.append({"model": f"bundle {key.upper()} ONNX", "kind": "onnxruntime", "against": m.get("against"),
+                     "mAP50-95": m.get("mAP50-95"), "mAP50": m.get("mAP50"), "top1": m.get("top1"),
+                     "size_mb": _size_mb(f), "ms_per_image": m.get("ms_per_image")})
+    return rows
+
+
+def _fmt(v: Any, kind: str = "") -> str:
+    if v is None:
+        return "—"
+    if kind == "big":
+        return f"{v / 1e6:.2f} M" if v < 1e9 else f"{v / 1e9:.2f} G"
+    if isinstance(v, float):
+        return f"{v:.4f}" if v < 10 else f"{v:.1f}"
+    return html.escape(str(v))
+
+
+def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any]],
+                 seconds: dict[str, Any]) -> Path:
+    """Write ``run/report.html`` and ``run/report.json``; returns the HTML path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = accuracy_rows(run, config, art, seconds)
+    lab = art.get("label") or {}
+    plots: list[tuple[str, str]] = []
+
+    metric = "top1" if config["task"] == "classify" else "mAP50-95"
+    scored = [r for r in rows if r.get(metric) is not None]
+    if scored:
+        fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+        names = [r["model"][:34] for r in scored]
+        ax[0].barh(names, [r[metric] for r in scored], color="#4c72b0")
+        ax[0].set_xlabel(metric)
+        ax[0].invert_yaxis()
+        ax[0].set_title("accuracy")
+        timed = [r for r in rows if r.get("ms_per_image") and r["kind"] == "onnxruntime"]
+        if timed:
+            ax[1].barh([r["model"] for r in timed], [r["ms_per_image"] for r in timed], color="#dd8452")
+            ax[1].invert_yaxis()
+        ax[1].set_xlabel("ms / image (this CPU)")
+        ax[1].set_title("bundle latency")
+        plots.append(("Accuracy and latency", _png(fig)))
+    curves = [("training", _read_csv((art.get("train") or {}).get("results_csv"))),
+              ("pruned: recovery", _read_csv((art.get("prune") or {}).get("results_csv")))]
+    curves = [(n, c) for n, c in curves if c]
+    if curves:
+        fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+        for name, c in curves:
+            ep = [r.get("epoch", i + 1) for i, r in enumerate(c)]
+            loss = [r.get("train/box_loss", 0) + r.get("train/cls_loss", 0) + r.get("train/dfl_loss", 0) for r in c]
+            ax[0].plot(ep, loss, marker="o", label=name)
+            ax[1].plot(ep, [r.get("metrics/mAP50-95(B)", 0) for r in c], marker="o", label=name)
+        ax[0].set_title("train loss (box + cls + dfl)")
+        ax[1].set_title("val mAP50-95 vs teacher labels")
+        for a in ax:
+            a.set_xlabel("epoch")
+            a.legend()
+        plots.append(("Training curves", _png(fig)))
+    per_class = lab.get("boxes_per_class") or {}
+    if per_class:
+        fig, ax = plt.subplots(figsize=(11, 2.8))
+        ax.bar(list(per_class), list(per_class.values()), color="#55a868")
+        ax.set_title("teacher boxes per class")
+        ax.tick_params(axis="x", rotation=30)
+        plots.append(("Label statistics", _png(fig)))
+
+    preview = ""
+    pv = Path(lab.get("dataset", "")) / "preview.jpg" if lab.get("dataset") else None
+    if pv is not None and pv.is_file():
+        preview = "data:image/jpeg;base64," + base64.b64encode(pv.read_bytes()).decode()
+
+    ex = art.get("export") or {}
+    bundle = ex.get("bundle")
+    final = next((r for r in reversed(rows) if r["kind"] == "onnxruntime" and "INT8" in r["model"]), None) or \
+        next((r for r in reversed(rows) if r["kind"] == "onnxruntime"), None)
+    cols = ["model", "kind", "against", "mAP50-95", "mAP50", "top1", "params", "flops", "size_mb", "ms_per_image"]
+    cols = [c for c in cols if any(r.get(c) is not None for r in rows) or c == "model"]
+    heads = {"size_mb": "size (MB)", "ms_per_image": "latency (ms/img)", "flops": "FLOPs"}
+    table = "<table><tr>" + "".join(f"<th>{heads.get(c, c)}</th>" for c in cols) + "</tr>"
+    for r in rows:
+        table += "<tr>" + "".join(f"<td>{_fmt(r.get(c), 'big' if c in ('params', 'flops') else '')}</td>" for c in cols) + "</tr>"
+    table += "</table>"
+    label_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in per_class.items())
+    skipped = lab.get("skipped") or []
+    skipped_html = ("<ul>" + "".join(f"<li><code>{html.escape(str(s.get('path')))}</code>: {html.escape(str(s.get('reason')))}</li>"
+                                      for s in skipped[:200]) + "</ul>") if skipped else "<p>none</p>"
+    stage_rows = "".join(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in seconds.items() if v is not None)
+    summary = (f"<p><b>Bundle:</b> <code>{html.escape(str(bundle))}</code>" if bundle else "<p>No bundle (export disabled).")
+    if final:
+        summary += (f" — {final['model']}, {_fmt(final.get('size_mb'))} MB, "
+                    f"{metric} {_fmt(final.get(metric))} ({html.escape(str(final.get('against') or ''))}), "
+                    f"{_fmt(final.get('ms_per_image'))} ms/image on this machine's CPU")
+    summary += "</p>"
+    import yaml
+
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>autolabel report: {html.escape(config['name'])}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:24px;max-width:1180px;color:#222}}
+table{{border-collapse:collapse;margin:8px 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:14px}}
+th{{background:#f3f3f3}}img{{max-width:100%}}code,pre{{background:#f6f6f6}}h2{{margin-top:28px}}</style></head><body>
+<h1>autolabel run: {html.escape(config['name'])}</h1>
+<p>{time.strftime('%Y-%m-%d %H:%M')} · task {config['task']} · run folder <code>{html.escape(str(run))}</code></p>
+{summary}
+<h2>Teacher → student → pruned → INT8</h2>{table}
+<p>PyTorch rows: Ultralytics validation on the dataset's val split; ONNX rows: the bundle's runtime on the same split.
+Both score against the teacher's labels unless stated; the teacher row scores against human labels when <code>report.gt</code> is set
+(its latency is labeling time per image).</p>
+{''.join(f'<h2>{t}</h2><img src="{src}" alt="{t}">' for t, src in plots)}
+<h2>Labels per class</h2><table><tr><th>class</th><th>boxes</th></tr>{label_rows}</table>
+<p>{lab.get('images', '—')} images labeled, {lab.get('boxes', '—')} boxes.</p>
+<h2>Skipped inputs</h2>{skipped_html}
+<h2>Teacher samples</h2>{f'<img src="{preview}" alt="teacher samples">' if preview else '<p>no preview</p>'}
+<h2>Stage wall times (s)</h2><table>{stage_rows}</table>
+<h2>Configuration</h2><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre>
+</body></html>"""
+    out = run / "report.html"
+    out.write_text(doc, encoding="utf-8")
+    (run / "report.json").write_text(json.dumps({"rows": rows, "seconds": seconds, "boxes_per_class": per_class,
+                                                 "skipped": skipped, "bundle": bundle}, indent=2, default=str))
+    return out
