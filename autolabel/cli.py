@@ -233,7 +233,7 @@ def prune_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or training logs.")] = False,
 ) -> None:
     """Prune a student's channels (torch-pruning) and recover it by distillation from the unpruned model."""
-    from autolabel.compress.prune import PruneConfig, prune
+    from autolabel.compress.pruning import PruneConfig, prune
 
     cfg = PruneConfig(ratio=ratio, target=target, keep=tuple(keep or ()), imgsz=imgsz, recover_epochs=recover_epochs,
                       kd=not no_kd, batch=batch, device=device, progress=not quiet)
@@ -271,7 +271,7 @@ def export_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Export a student to an ONNX bundle (FP32, optional FP16/INT8) that autolabel.runtime runs without torch."""
-    from autolabel.compress.export import ExportConfig, export
+    from autolabel.compress.bundle import ExportConfig, export
 
     extra = tuple(f.strip().lower() for f in format_ if f.strip().lower() != "onnx")
     cfg = ExportConfig(imgsz=imgsz, dynamic=dynamic, batch=batch, opset=opset, fp16=fp16, int8=int8,
@@ -302,7 +302,7 @@ def predict_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Detect with a bundle on images, folders or videos; annotated output, COCO detections, frames per second."""
-    from autolabel.predict import PredictConfig, predict
+    from autolabel.inference import PredictConfig, predict
 
     cfg = PredictConfig(model=model, conf=conf, threads=threads, save=not no_save, video_fps=video_fps,
                         progress=not quiet)

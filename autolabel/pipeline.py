@@ -86,7 +86,7 @@ DEFAULTS: dict[str, Any] = {
         "ratio": 0.5,
         "target": "flops",
         "keep": [],
-        "round_to": 8,
+        "round_to": 1,
         "recover_epochs": 10,
         "kd": True,
     },

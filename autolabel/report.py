@@ -51,7 +51,7 @@ def _count(pt: str | None, imgsz: int) -> tuple[int | None, int | None]:
     try:
         from ultralytics import YOLO
 
-        from autolabel.compress.prune import count_flops_params
+        from autolabel.compress.pruning import count_flops_params
 
         m = YOLO(pt).model.float()
         return count_flops_params(m, imgsz)

@@ -79,7 +79,7 @@ def run_train(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
 def run_prune(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
     if ctx["config"]["task"] == "classify":
         raise ConfigError("pruning in a classification pipeline is not supported yet; set prune.enabled: false")
-    from autolabel.compress.prune import PruneConfig, prune
+    from autolabel.compress.pruning import PruneConfig, prune
 
     c, t = ctx["config"]["prune"], ctx["config"]["train"]
     cfg = PruneConfig(ratio=c["ratio"], target=c["target"], keep=tuple(c["keep"] or ()), round_to=c["round_to"],
@@ -101,13 +101,13 @@ def run_export(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
     imgsz = int(c["imgsz"] or ctx["config"]["train"]["imgsz"])
     out = ctx["run"] / "bundle"
     if ctx["config"]["task"] == "classify":
-        from autolabel.compress.export import export_classifier
+        from autolabel.compress.bundle import export_classifier
 
         res = export_classifier(_done(ctx, "train")["best"], out, data=_done(ctx, "label")["dataset"],
                                 int8=c["int8"], calib_images=c["calib_images"], calib_method=c["calib_method"],
                                 progress=ctx["progress"])
     else:
-        from autolabel.compress.export import ExportConfig, export
+        from autolabel.compress.bundle import ExportConfig, export
 
         res = export(_final_model(ctx), out, data=_done(ctx, "label")["dataset"], config=ExportConfig(
             imgsz=imgsz, int8=c["int8"], fp16=c["fp16"], calib_images=c["calib_images"],

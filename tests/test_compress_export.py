@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from autolabel.compress.export import ExportConfig, decode_nodes, export  # noqa: E402
+from autolabel.compress.bundle import ExportConfig, decode_nodes, export  # noqa: E402
 from autolabel.runtime import BundleError, decode, letterbox, load_bundle, nms  # noqa: E402
 from autolabel.students import TrainConfig, train  # noqa: E402
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORT = "autolabel.compress.export"
-_PRUNE = "autolabel.compress.prune"
+_EXPORT = "autolabel.compress.bundle"
+_PRUNE = "autolabel.compress.pruning"
 _EXPORTS = {
     "ExportConfig": _EXPORT,
     "ExportResult": _EXPORT,

@@ -1,7 +1,7 @@
 """Run a bundle on images, folders or videos: annotated images / videos, a COCO results file, frames per second.
 
 Example:
-    >>> from autolabel.predict import PredictConfig, predict
+    >>> from autolabel.inference import PredictConfig, predict
     >>> res = predict("bundles/cam1", ["footage/"], "preds/cam1")      # doctest: +SKIP
     >>> res.frames, res.fps, res.results                               # doctest: +SKIP
 

@@ -13,8 +13,9 @@ How
    run past the conv). Each block is therefore rewritten, with identical outputs, as :class:`C2fSplit`: the
    first convolution becomes two (``cv0`` and ``cv1``, each one half of the original weights and BN), as in
    torch-pruning's YOLOv8 example.
-2. ``torch_pruning.pruner.BasePruner`` with group L2-magnitude importance removes channels in small steps
-   until the FLOPs (or parameters) fall by ``ratio``. The Detect head and any attention block (``C2PSA``,
+2. ``torch_pruning.pruner.BasePruner`` with group L2-magnitude importance removes the same share of
+   channels from every prunable layer in one shot; that share is found by bisection so that the FLOPs (or
+   parameters) fall by ``ratio``. The Detect head and any attention block (``C2PSA``,
    ``PSA``, ``Attention``: their head split must stay intact) are ignored, so the head's outputs — boxes and
    classes — are never pruned; modules a user lists in ``keep`` (``model.9`` …) are kept whole too.
 3. **Recovery by distillation**: the pruned model is fine-tuned on the auto-labeled dataset with the
@@ -40,7 +41,7 @@ from torch import nn
 
 from autolabel.errors import ConfigError, DatasetError
 
-__all__ = ["C2fSplit", "PruneConfig", "PruneResult", "count_flops_params", "prune", "prune_model", "split_c2f"]
+__all__ = ["ActivationImportance", "C2fSplit", "PruneConfig", "PruneResult", "count_flops_params", "prune", "prune_model", "split_c2f"]
 
 REPORT_FILE = "prune_report.json"
 
@@ -54,8 +55,9 @@ class PruneConfig:
         target: ``flops`` or ``params``.
         imgsz: image size for FLOPs counting, validation and recovery training.
         keep: module names kept whole (e.g. ``["model.9"]``); the Detect head always is.
-        round_to: keep channel counts multiples of this (hardware-friendly; 8 for most NPUs).
-        steps: pruning steps (small steps re-rank importance as channels go).
+        round_to: keep channel counts multiples of this (8 suits many NPUs, but rounds YOLO-n's 16-channel
+            layers down to 8 and costs accuracy; 1 = exact ratio).
+        steps: at most this many bisection trials to find the channel ratio that meets the target.
         recover_epochs: fine-tuning epochs after pruning (0 = none).
         kd: recover with the unpruned model as online teacher (else plain fine-tuning on the labels).
         kd_weight, hint_weight, alpha, temperature: see :class:`autolabel.students.yolo.TrainConfig`.
@@ -69,8 +71,8 @@ class PruneConfig:
     target: str = "flops"
     imgsz: int = 640
     keep: Sequence[str] = ()
-    round_to: int = 8
-    steps: int = 40
+    round_to: int = 1
+    steps: int = 12
     recover_epochs: int = 10
     kd: bool = True
     kd_weight: float = 1.0
@@ -191,8 +193,110 @@ def _ignored(model: Any, keep: Sequence[str]) -> list[Any]:
     return ignored
 
 
-def prune_model(model: Any, config: PruneConfig) -> dict[str, Any]:
-    """Prune a DetectionModel in place (C2f blocks split first) to ``config.ratio``; before/after counts."""
+def input_stats(model: Any, images: torch.Tensor | None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per input channel, (mean, std) of the activations entering every Conv2d of ``model`` on ``images``."""
+    sums: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    hooks = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Conv2d):
+            def hook(_m: nn.Module, args: tuple, name: str = name) -> None:
+                a = args[0].detach().float()
+                sums[name] = (a.mean((0, 2, 3)), a.std((0, 2, 3)))
+            hooks.append(mod.register_forward_pre_hook(hook))
+    try:
+        if images is not None and len(images):
+            with torch.no_grad():
+                model(images)
+    finally:
+        for h in hooks:
+            h.remove()
+    return sums
+
+
+class ActivationImportance:
+    """Channel importance from data: ``std_j · ‖W[:, j]‖`` summed over the consumers of channel ``j``.
+
+    After :func:`_compensate` folds a removed channel's mean into its consumers, what is lost is its
+    variation around that mean, seen through the consumers' weights. Weight magnitude alone ranks badly on
+    YOLO checkpoints whose BN scales were folded into the convolutions (a small-norm channel can still carry
+    a large, informative signal). Falls back to L2 magnitude for groups without measured consumers.
+    """
+
+    def __init__(self, model: Any, stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        import torch_pruning as tp
+
+        self.stats = stats
+        self.names = {id(m): n for n, m in model.named_modules()}
+        self.fallback = tp.importance.GroupMagnitudeImportance(p=2)
+
+    @torch.no_grad()
+    def __call__(self, group: Any) -> torch.Tensor | None:
+        import torch_pruning as tp
+
+        imps, roots = [], []
+        for i, (dep, idxs) in enumerate(group):
+            layer = dep.layer
+            if dep.pruning_fn != tp.prune_conv_in_channels or not isinstance(layer, nn.Conv2d) or layer.groups != 1:
+                continue
+            st = self.stats.get(self.names.get(id(layer), ""))
+            if st is None or st[1].numel() != layer.in_channels:
+                continue
+            w = layer.weight.data.transpose(0, 1).flatten(1).norm(dim=1)
+            imps.append((w * st[1].to(w.device))[list(idxs)])
+            roots.append(group[i].root_idxs)
+        if not imps:
+            return self.fallback(group)
+        n = len(group[0][1])  # the root layer's channels
+        imp = torch.zeros(n)
+        for v, r in zip(imps, roots):
+            if any(x is None for x in r) or max(r) >= n:
+                continue
+            imp.scatter_add_(0, torch.as_tensor(list(r), dtype=torch.long), v.float().cpu())
+        return imp / imp.mean().clamp(min=1e-12)
+
+
+def _compensate(model: Any, group: Any, means: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Fold the mean of each removed input channel into its consumer's BN mean (or bias) before pruning.
+
+    Narrow YOLO channels often carry a large constant (their BN bias) through SiLU: dropping one shifts every
+    consumer's output by ``W[:, j] · mean_j``. Moving that constant into the consumer keeps the network's
+    outputs close to the unpruned ones, so recovery starts from a working model.
+    """
+    import torch_pruning as tp
+
+    names = {id(m): n for n, m in model.named_modules()}
+    parents = {n: m for n, m in model.named_modules()}
+    removed: dict[str, tuple[nn.Conv2d, set[int]]] = {}
+    for dep, idxs in group:  # one consumer may appear in several dependencies of a group: merge them
+        mod = dep.target.module
+        if dep.handler != tp.prune_conv_in_channels or not isinstance(mod, nn.Conv2d) or mod.groups != 1:
+            continue
+        name = names.get(id(mod), "")
+        removed.setdefault(name, (mod, set()))[1].update(int(i) for i in idxs)
+    for name, (mod, idx_set) in removed.items():
+        st = means.get(name)
+        if st is None or st[0].numel() != mod.in_channels or max(idx_set) >= mod.in_channels:
+            continue
+        mean, std = st
+        idx = torch.as_tensor(sorted(idx_set), dtype=torch.long)
+        with torch.no_grad():
+            delta = mod.weight[:, idx].float().sum((2, 3)) @ mean[idx].to(mod.weight.device)
+            bn = getattr(parents.get(name.rsplit(".", 1)[0]), "bn", None) if "." in name else None
+            if isinstance(bn, nn.BatchNorm2d) and bn.running_mean is not None:
+                bn.running_mean.sub_(delta.to(bn.running_mean.dtype))
+            elif mod.bias is not None:
+                mod.bias.add_(delta.to(mod.bias.dtype))
+        keep = torch.ones(mean.numel(), dtype=torch.bool)
+        keep[idx] = False
+        means[name] = (mean[keep], std[keep])  # stays aligned with the conv's inputs for the next group
+
+def prune_model(model: Any, config: PruneConfig, images: torch.Tensor | None = None) -> dict[str, Any]:
+    """Prune a DetectionModel in place (C2f blocks split first) to ``config.ratio``; before/after counts.
+
+    Args:
+        images: a few preprocessed images ``(B, 3, imgsz, imgsz)`` in [0, 1] from the user's data, whose
+            per-channel mean activations compensate the removed channels (random noise when ``None``).
+    """
     import torch_pruning as tp
 
     model.float()
@@ -200,31 +304,77 @@ def prune_model(model: Any, config: PruneConfig) -> dict[str, Any]:
         p.requires_grad_(True)
     split_c2f(model)
     model.eval()
-    x = torch.zeros(1, 3, config.imgsz, config.imgsz, device=next(model.parameters()).device)
+    dev = next(model.parameters()).device
+    x = torch.zeros(1, 3, config.imgsz, config.imgsz, device=dev)
     ops0, params0 = count_flops_params(model, config.imgsz)
     goal = 1.0 - float(config.ratio)
-    pruner = tp.pruner.BasePruner(
-        model, x, importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=0.9,
-        iterative_steps=int(config.steps) * 2, ignored_layers=_ignored(model, config.keep),
-        round_to=int(config.round_to), output_transform=lambda out: out[0] if isinstance(out, (tuple, list)) else out,
-    )
-    ops, params, steps = ops0, params0, 0
-    for _ in range(int(config.steps) * 2):
+    if images is None:
+        images = torch.rand(4, 3, config.imgsz, config.imgsz, generator=torch.Generator().manual_seed(0))
+    stats = input_stats(model, images.to(dev))
+
+    def pruned_copy(channel_ratio: float) -> tuple[Any, int, int]:
+        m = deepcopy(model)
+        live = dict(stats)  # this copy's view, trimmed as its channels go
+        pruner = tp.pruner.BasePruner(
+            m, x, importance=ActivationImportance(m, live), pruning_ratio=channel_ratio,
+            iterative_steps=1, ignored_layers=_ignored(m, config.keep), round_to=int(config.round_to),
+            output_transform=lambda out: out[0] if isinstance(out, (tuple, list)) else out,
+        )
+        for group in pruner.step(interactive=True):
+            _compensate(m, group, live)
+            group.prune()
+        ops, params = count_flops_params(m, config.imgsz)
+        return m, ops, params
+
+    # One-shot pruning with the same channel ratio in every layer (iterating tiny steps with round_to would
+    # strip round_to channels from every layer per step and gut the narrow early ones). The channel ratio
+    # that meets the FLOPs / parameter target is found by bisection on copies.
+    lo, hi, best, steps = 0.0, 0.9, None, 0
+    for _ in range(int(config.steps)):
+        mid = (lo + hi) / 2
+        m, ops, params = pruned_copy(mid)
+        steps += 1
         cur = ops / ops0 if config.target == "flops" else params / params0
         if cur <= goal:
+            best, hi = (m, ops, params), mid
+        else:
+            lo = mid
+        if best is not None and (goal - 0.02) <= (best[1] / ops0 if config.target == "flops" else best[2] / params0):
             break
-        pruner.step()
-        steps += 1
-        ops, params = count_flops_params(model, config.imgsz)
+    if best is None:
+        raise ConfigError(f"cannot remove {config.ratio:.0%} of the {config.target} with the layers kept whole "
+                          f"({list(config.keep)} and the Detect head); lower --ratio")
+    pruned, ops, params = best
+    for name, child in list(pruned.named_children()):  # into the caller's object (prune in place)
+        setattr(model, name, child)
     with torch.no_grad():
         model(x)  # the pruned graph still runs end to end
     return {"flops_before": ops0, "params_before": params0, "flops_after": ops, "params_after": params,
-            "steps": steps}
+            "channel_ratio": round(hi, 4), "trials": steps}
 
 
 # ----------------------------------------------------------------------------------------------------------
 # the stage
 # ----------------------------------------------------------------------------------------------------------
+
+
+def _calibration_batch(data: Path | None, imgsz: int, n: int = 16) -> torch.Tensor | None:
+    """Up to ``n`` of the dataset's train images, letterboxed as the runtime does, for channel statistics."""
+    if data is None or data.suffix in {".yaml", ".yml"}:
+        return None
+    import random
+
+    import numpy as np
+
+    from autolabel.compress.bundle import _dataset_images, _read_rgb
+    from autolabel.runtime import letterbox
+
+    imgs = _dataset_images(data, "train") or _dataset_images(data, None)
+    if not imgs:
+        return None
+    random.Random(0).shuffle(imgs)
+    x = np.stack([letterbox(_read_rgb(p), imgsz)[0] for p in imgs[:n]]).transpose(0, 3, 1, 2)
+    return torch.from_numpy(x.astype(np.float32) / 255.0)
 
 
 def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float] | None:
@@ -274,7 +424,7 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
         DatasetError: a dataset without data.yaml.
     """
     config = config or PruneConfig()
-    from autolabel.compress.export import _load_yolo, _resolve_model
+    from autolabel.compress.bundle import _load_yolo, _resolve_model
 
     pt = _resolve_model(model)
     data_p = Path(data).expanduser() if data is not None else None
@@ -297,7 +447,7 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
     original = deepcopy(y.model).float().eval()
     student = deepcopy(y.model).float()
     t0 = time.perf_counter()
-    counts = prune_model(student, config)
+    counts = prune_model(student, config, images=_calibration_batch(data_p, config.imgsz))
     prune_s = time.perf_counter() - t0
     pruned_pt = out / "pruned.pt"
     _save(student, pruned_pt, names, {"imgsz": config.imgsz, "pruned_from": str(pt.resolve()), **counts})

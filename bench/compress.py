@@ -1,0 +1,167 @@
+"""Compress and ship, measured: FP32 / INT8 / pruned (with and without KD recovery) / pruned + INT8 ONNX,
+against Ultralytics' own ONNX (and OpenVINO INT8 when installed), on held-out cctv_clinic frames.
+
+    python bench/compress.py [--student PATH] [--ratio 0.45] [--recover-epochs 8] [--imgsz 640]
+
+Needs ``bench/students_kd.py`` to have run (its pool dataset, test split and soft-label student); falls back
+to ../shared/weights/yolov8n.pt as the student when that run is absent. For every model: mAP50-95 / mAP50
+on the test frames against HUMAN labels (person, through autolabel.runtime, conf 0.001, at --imgsz), params,
+FLOPs (at --imgsz), file size, and median latency of one forward pass (+ pre/post-processing) at 320 and
+640 px with 1 and 2 onnxruntime threads (30 runs after 5 warm-up runs, one image). Results:
+``bench/out/compress/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from _common import OUT, SHARED, need, table
+
+from autolabel.compress.bundle import ExportConfig, export, score_bundle
+from autolabel.compress.pruning import PruneConfig, count_flops_params, prune
+from autolabel.runtime import load_bundle, read_image
+
+WORK = OUT / "compress"
+KD = OUT / "students_kd"
+
+
+def latency(bundle: Path, model: str, image: np.ndarray, threads: int, runs: int = 30) -> float:
+    det = load_bundle(bundle, model=model, threads=threads)
+    for _ in range(5):
+        det.predict(image)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        det.predict(image)
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def human_map(bundle: Path, model: str, test_ds: Path) -> tuple[float | None, float | None]:
+    m = score_bundle(bundle, test_ds, [model], progress=False).get(model) or {}
+    return m.get("mAP50-95"), m.get("mAP50")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--student", default=None)
+    ap.add_argument("--ratio", type=float, default=0.45)
+    ap.add_argument("--recover-epochs", type=int, default=8)
+    ap.add_argument("--imgsz", type=int, default=640)
+    ap.add_argument("--calib-images", type=int, default=100)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    pool_ds = need(KD / "pool_labeled", "the pool dataset of bench/students_kd.py (run it first)")
+    test_src = need(KD / "test", "the held-out frames of bench/students_kd.py")
+    student = Path(args.student) if args.student else KD / "train_soft" / "weights" / "best.pt"
+    if not student.is_file():
+        student = need(SHARED / "weights" / "yolov8n.pt", "yolov8n.pt")
+    WORK.mkdir(parents=True, exist_ok=True)
+
+    # the test frames as an autolabel-style dataset of HUMAN labels, so score_bundle scores against them
+    test_ds = WORK / "test_human"
+    shutil.rmtree(test_ds, ignore_errors=True)
+    test_ds.mkdir()
+    (test_ds / "autolabel.json").write_text(json.dumps({"format": "autolabel-dataset", "version": 1, "names": ["person"]}))
+    from PIL import Image
+
+    with open(test_ds / "autolabel.jsonl", "w") as f:
+        for p in sorted((test_src / "images").iterdir()):
+            w, h = Image.open(p).size
+            boxes = []
+            for ln in (test_src / "labels" / f"{p.stem}.txt").read_text().splitlines():
+                c, cx, cy, bw, bh = map(float, ln.split()[:5])
+                boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+            f.write(json.dumps({"id": p.stem, "split": "val", "image": str(p.resolve()), "width": w, "height": h,
+                                "xyxy": boxes, "class_id": [0] * len(boxes)}) + "\n")
+
+    t0 = time.perf_counter()
+    pr = prune(student, WORK / "pruned", data=pool_ds, config=PruneConfig(
+        ratio=args.ratio, imgsz=args.imgsz, recover_epochs=args.recover_epochs, kd=True, batch=16, workers=2,
+        progress=False))
+    prune_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pr_nokd = prune(student, WORK / "pruned_nokd", data=pool_ds, config=PruneConfig(
+        ratio=args.ratio, imgsz=args.imgsz, recover_epochs=args.recover_epochs, kd=False, batch=16, workers=2,
+        progress=False))
+    prune_nokd_s = time.perf_counter() - t0
+    print(f"pruned + KD recovery in {prune_s:.0f} s, + plain recovery in {prune_nokd_s:.0f} s", flush=True)
+
+    variants = [
+        ("student FP32", student, "fp32"),
+        ("student INT8", student, "int8"),
+        (f"pruned {args.ratio:.0%} FLOPs, no recovery, FP32", pr.pruned, "fp32"),
+        (f"pruned {args.ratio:.0%} + plain recovery, FP32", pr_nokd.recovered, "fp32"),
+        (f"pruned {args.ratio:.0%} + KD recovery, FP32", pr.recovered, "fp32"),
+        (f"pruned {args.ratio:.0%} + KD recovery, INT8", pr.recovered, "int8"),
+    ]
+    image = read_image(sorted((test_src / "images").iterdir())[0])
+    bundles: dict[tuple[str, int], Path] = {}
+    rows, results = [], []
+    for name, pt, kind in variants:
+        for size in (320, 640):
+            key = (str(pt), size)
+            if key not in bundles:
+                b = WORK / f"bundle_{Path(pt).parent.parent.name if Path(pt).name == 'best.pt' else Path(pt).stem}_{size}"
+                export(pt, b, data=pool_ds, config=ExportConfig(imgsz=size, int8=True, calib_images=args.calib_images,
+                                                               evaluate=False, progress=False))
+                bundles[key] = b
+        b = bundles[(str(pt), args.imgsz)]
+        meta = json.loads((b / "bundle.json").read_text())
+        m5095, m50 = human_map(b, kind, test_ds)
+        from ultralytics import YOLO
+
+        flops, params = count_flops_params(YOLO(str(pt)).model.float(), args.imgsz)
+        lat = {f"{s}px/{t}t": round(latency(bundles[(str(pt), s)], kind, image, t), 1) for s in (320, 640) for t in (1, 2)}
+        r = {"model": name, "mAP50-95": m5095, "mAP50": m50, "params": params, "flops": flops,
+             "mb": round(meta["files_bytes"][kind] / 1e6, 2), **lat}
+        results.append(r)
+        rows.append([name, m5095, m50, f"{params / 1e6:.2f}M", f"{flops / 1e9:.2f}G", r["mb"], *lat.values()])
+        print(rows[-1], flush=True)
+
+    # Ultralytics' own exporter, side by side (same model, same runtime and scoring)
+    from ultralytics import YOLO
+
+    for fmt in ("onnx", "openvino"):
+        try:
+            tmp = WORK / f"ultra_{fmt}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            shutil.copy2(student, tmp / "m.pt")
+            kw = {"int8": True, "data": str(pool_ds / "data.yaml")} if fmt == "openvino" else {"simplify": False}
+            f = YOLO(str(tmp / "m.pt")).export(format=fmt, imgsz=args.imgsz, device="cpu", verbose=False, **kw)
+        except Exception as e:  # openvino / nncf missing, or their export failing
+            print(f"Ultralytics export format={fmt}: not measured ({type(e).__name__}: {str(e)[:120]})")
+            continue
+        if fmt == "onnx":
+            b = WORK / "ultra_onnx_bundle"
+            shutil.rmtree(b, ignore_errors=True)
+            shutil.copytree(bundles[(str(student), args.imgsz)], b)
+            shutil.copy2(f, b / "model.onnx")
+            m5095, m50 = human_map(b, "fp32", test_ds)
+            lat = [round(latency(b, "fp32", image, t), 1) for t in (1, 2)]
+            rows.append(["Ultralytics export(format='onnx')", m5095, m50, "", "", round(Path(f).stat().st_size / 1e6, 2),
+                         "—", "—", *lat])
+        else:
+            rows.append([f"Ultralytics export(format='openvino', int8=True): {Path(f).name}", "", "", "", "",
+                         "", "—", "—", "—", "—"])
+        print(rows[-1], flush=True)
+    (WORK / "results.json").write_text(json.dumps({"args": vars(args), "student": str(student), "rows": results,
+                                                   "prune_report": pr.report, "prune_nokd_report": pr_nokd.report},
+                                                  indent=2, default=str))
+    print(f"\nperson class on {len(list((test_src / 'images').iterdir()))} held-out cctv_clinic frames vs human labels, "
+          f"mAP at {args.imgsz} px; latency = median ms per image incl. pre/post-processing, onnxruntime CPU, "
+          f"this 2-core machine\n")
+    print(table(["model", "mAP50-95", "mAP50", "params", "FLOPs", "MB", "320px 1t", "320px 2t", "640px 1t", "640px 2t"],
+                rows))
+
+
+if __name__ == "__main__":
+    main()
