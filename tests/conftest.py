@@ -55,3 +55,15 @@ def assets_dir() -> Path:
     import ultralytics
 
     return Path(ultralytics.__file__).parent / "assets"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for the module's tests: tiny models on 2 shared cores run far faster (no OpenMP
+    contention), and results are deterministic."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

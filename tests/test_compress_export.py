@@ -30,11 +30,8 @@ ONTO = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.4}, {"name
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +88,11 @@ def test_fp32_onnx_matches_pytorch(tiny):
     xyxy, scores, cls, soft = decode(raw[0], th, iou=0.7)
     u = non_max_suppression(torch.from_numpy(ref), conf_thres=0.001, iou_thres=0.7, max_det=300)[0].numpy()
     assert len(xyxy) == len(u) > 0
-    order = np.argsort(-scores)
-    np.testing.assert_allclose(xyxy[order][:20], u[:20, :4], atol=1e-2)
-    np.testing.assert_allclose(scores[order][:20], u[:20, 4], atol=1e-4)
+    np.testing.assert_allclose(np.sort(scores)[::-1], u[:, 4], atol=1e-3)
+    # every runtime box has an Ultralytics box at the same place with the same class (order may differ on ties)
+    for b, c in zip(xyxy, cls):
+        near = np.abs(u[:, :4] - b).max(1)
+        assert (near < 0.05).any() and c in u[near < 0.05, 5].astype(int), (b, c)
     assert soft.shape == (len(xyxy), 2) and np.allclose(soft.max(1), scores)
 
 

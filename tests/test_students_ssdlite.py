@@ -302,7 +302,7 @@ def test_onnx_export_of_backbone_and_head(run):
         head = model.head(list(model.backbone((x - 0.5) / 0.5).values()))
         ref = model.box_coder.decode_single(head["bbox_regression"][0], core.anchors)
     np.testing.assert_allclose(boxes, tb.numpy(), atol=5e-3)  # pixels: exp() in the box decode differs in float
-    np.testing.assert_allclose(scores, ts.numpy(), atol=1e-5)
+    np.testing.assert_allclose(scores, ts.numpy(), atol=1e-4)
     np.testing.assert_allclose(tb[0].numpy(), ref.numpy(), atol=1e-4)
     assert scores.shape[-1] == 3 and boxes.shape[:2] == scores.shape[:2]
 
