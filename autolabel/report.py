@@ -113,6 +113,8 @@ def _fmt(v: Any, kind: str = "") -> str:
         return "—"
     if kind == "big":
         return f"{v / 1e6:.2f} M" if v < 1e9 else f"{v / 1e9:.2f} G"
+    if kind == "short":
+        return f"{v:.2f}" if v < 100 else f"{v:.0f}"
     if isinstance(v, float):
         return f"{v:.4f}" if v < 10 else f"{v:.1f}"
     return html.escape(str(v))
@@ -133,7 +135,7 @@ def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any
     metric = "top1" if config["task"] == "classify" else "mAP50-95"
     scored = [r for r in rows if r.get(metric) is not None]
     if scored:
-        fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+        fig, ax = plt.subplots(1, 2, figsize=(12, 3.2), gridspec_kw={"wspace": 0.55})
         names = [r["model"][:34] for r in scored]
         ax[0].barh(names, [r[metric] for r in scored], color="#4c72b0")
         ax[0].set_xlabel(metric)
@@ -184,7 +186,8 @@ def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any
     heads = {"size_mb": "size (MB)", "ms_per_image": "latency (ms/img)", "flops": "FLOPs"}
     table = "<table><tr>" + "".join(f"<th>{heads.get(c, c)}</th>" for c in cols) + "</tr>"
     for r in rows:
-        table += "<tr>" + "".join(f"<td>{_fmt(r.get(c), 'big' if c in ('params', 'flops') else '')}</td>" for c in cols) + "</tr>"
+        kinds = {"params": "big", "flops": "big", "size_mb": "short", "ms_per_image": "short"}
+        table += "<tr>" + "".join(f"<td>{_fmt(r.get(c), kinds.get(c, ''))}</td>" for c in cols) + "</tr>"
     table += "</table>"
     label_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in per_class.items())
     skipped = lab.get("skipped") or []
@@ -193,9 +196,10 @@ def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any
     stage_rows = "".join(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in seconds.items() if v is not None)
     summary = (f"<p><b>Bundle:</b> <code>{html.escape(str(bundle))}</code>" if bundle else "<p>No bundle (export disabled).")
     if final:
-        summary += (f" — {final['model']}, {_fmt(final.get('size_mb'))} MB, "
-                    f"{metric} {_fmt(final.get(metric))} ({html.escape(str(final.get('against') or ''))}), "
-                    f"{_fmt(final.get('ms_per_image'))} ms/image on this machine's CPU")
+        size, ms = final.get("size_mb"), final.get("ms_per_image")
+        summary += (f" — {final['model']}, {size:.2f} MB, " if size is not None else f" — {final['model']}, ")
+        summary += f"{metric} {_fmt(final.get(metric))} ({html.escape(str(final.get('against') or ''))})"
+        summary += f", {ms:.1f} ms/image on this machine's CPU" if ms is not None else ""
     summary += "</p>"
     import yaml
 

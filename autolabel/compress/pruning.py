@@ -400,7 +400,7 @@ def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float
 
 
 def _save(model: Any, path: Path, names: dict[int, str], meta: dict[str, Any]) -> None:
-    m = deepcopy(model).float().cpu().eval()
+    m = deepcopy(model).half().cpu().eval()  # half, as Ultralytics saves its checkpoints (loaders call .float())
     for p in m.parameters():
         p.requires_grad_(False)
     m.names = dict(names)
