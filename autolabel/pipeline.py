@@ -88,6 +88,7 @@ DEFAULTS: dict[str, Any] = {
         "keep": [],
         "round_to": 1,
         "recover_epochs": 10,
+        "rounds": 1,
         "kd": True,
     },
     "export": {

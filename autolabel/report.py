@@ -96,10 +96,11 @@ def accuracy_rows(run: Path, config: dict[str, Any], art: dict[str, dict[str, An
                          "size_mb": _size_mb(pr.get("pruned"))})
         if rep.get("recovered"):
             r = rep["recovered"]
-            rows.append({"model": f"pruned + {'KD ' if r.get('kd_from_unpruned') else ''}recovery ({r.get('epochs')} ep)",
+            rounds = f", {r['rounds']} rounds" if r.get("rounds", 1) > 1 else ""
+            rows.append({"model": f"pruned + {'KD ' if r.get('kd_from_unpruned') else ''}recovery ({r.get('epochs')} ep{rounds})",
                          "kind": "PyTorch", "against": "teacher labels (val)", "mAP50-95": r.get("mAP50-95"),
-                         "mAP50": r.get("mAP50"), "params": rep["pruned"].get("params"),
-                         "flops": rep["pruned"].get("flops"), "size_mb": _size_mb(pr.get("recovered"))})
+                         "mAP50": r.get("mAP50"), "params": r.get("params", rep["pruned"].get("params")),
+                         "flops": r.get("flops", rep["pruned"].get("flops")), "size_mb": _size_mb(pr.get("recovered"))})
     for key, f in (ex.get("files") or {}).items():
         m = (ex.get("metrics") or {}).get(key) or {}
         rows.append({"model": f"bundle {key.upper()} ONNX", "kind": "onnxruntime", "against": m.get("against"),

@@ -83,7 +83,7 @@ def run_prune(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
 
     c, t = ctx["config"]["prune"], ctx["config"]["train"]
     cfg = PruneConfig(ratio=c["ratio"], target=c["target"], keep=tuple(c["keep"] or ()), round_to=c["round_to"],
-                      recover_epochs=c["recover_epochs"], kd=c["kd"], imgsz=t["imgsz"], batch=t["batch"],
+                      recover_epochs=c["recover_epochs"], rounds=c["rounds"], kd=c["kd"], imgsz=t["imgsz"], batch=t["batch"],
                       device=t["device"], workers=t["workers"], alpha=t["alpha"], temperature=t["temperature"],
                       progress=ctx["progress"], ultralytics=dict(t["ultralytics"] or {}))
     res = prune(_done(ctx, "train")["best"], ctx["run"] / "prune", data=_done(ctx, "label")["dataset"], config=cfg)

@@ -110,6 +110,18 @@ def test_prune_with_kd_recovery_writes_report_and_exports(trained, tmp_path):
     assert b.meta["parameters"] == rep["pruned"]["params"]
 
 
+def test_gradual_rounds_reach_the_target_and_recover_each_round(trained, tmp_path):
+    cfg = PruneConfig(ratio=0.3, imgsz=64, recover_epochs=2, rounds=2, batch=8, device="cpu", workers=0,
+                      progress=False, ultralytics={"warmup_epochs": 0})
+    res = prune(trained["pt"], tmp_path / "g", data=trained["ds"], config=cfg)
+    rec = res.report["recovered"]
+    assert rec["rounds"] == 2 and [h["epochs"] for h in rec["history"]] == [1, 1]
+    assert rec["flops"] <= 0.72 * res.report["original"]["flops"]
+    assert rec["params"] < res.report["original"]["params"]
+    with pytest.raises(ConfigError, match="at least one recovery epoch each"):
+        PruneConfig(rounds=3, recover_epochs=2)
+
+
 def test_prune_errors(trained, tmp_path):
     with pytest.raises(ConfigError, match="ratio"):
         PruneConfig(ratio=1.0)

@@ -58,7 +58,9 @@ class PruneConfig:
         round_to: keep channel counts multiples of this (8 suits many NPUs, but rounds YOLO-n's 16-channel
             layers down to 8 and costs accuracy; 1 = exact ratio).
         steps: at most this many bisection trials to find the channel ratio that meets the target.
-        recover_epochs: fine-tuning epochs after pruning (0 = none).
+        recover_epochs: fine-tuning epochs after pruning (0 = none), split over the rounds.
+        rounds: prune gradually: ``rounds`` steps of ``ratio / rounds`` each followed by its share of the
+            recovery epochs (small steps damage less than one big cut; 1 = one shot, then recover).
         kd: recover with the unpruned model as online teacher (else plain fine-tuning on the labels).
         kd_weight, hint_weight, alpha, temperature: see :class:`autolabel.students.yolo.TrainConfig`.
         batch, device, workers: recovery training and validation.
@@ -74,6 +76,7 @@ class PruneConfig:
     round_to: int = 1
     steps: int = 12
     recover_epochs: int = 10
+    rounds: int = 1
     kd: bool = True
     kd_weight: float = 1.0
     hint_weight: float = 1.0
@@ -93,6 +96,11 @@ class PruneConfig:
             raise ConfigError(f"target must be 'flops' or 'params', found '{self.target}'")
         if int(self.recover_epochs) < 0:
             raise ConfigError(f"recover_epochs must be >= 0, found {self.recover_epochs}")
+        if int(self.rounds) < 1:
+            raise ConfigError(f"rounds must be >= 1, found {self.rounds}")
+        if int(self.rounds) > max(1, int(self.recover_epochs)):
+            raise ConfigError(f"rounds ({self.rounds}) needs at least one recovery epoch each (recover_epochs "
+                              f"{self.recover_epochs})")
         if int(self.steps) < 1 or int(self.round_to) < 1:
             raise ConfigError(f"steps and round_to must be >= 1, found {self.steps}, {self.round_to}")
 
@@ -442,12 +450,15 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
     except ImportError:
         raise ConfigError("pruning needs torch-pruning: pip install torch-pruning") from None
 
+    from dataclasses import replace
+
     y = _load_yolo(pt)
     names = dict(y.names)
     original = deepcopy(y.model).float().eval()
+    cal = _calibration_batch(data_p, config.imgsz)
     student = deepcopy(y.model).float()
     t0 = time.perf_counter()
-    counts = prune_model(student, config, images=_calibration_batch(data_p, config.imgsz))
+    counts = prune_model(student, config, images=cal)  # one shot to the full ratio: the "no recovery" model
     prune_s = time.perf_counter() - t0
     pruned_pt = out / "pruned.pt"
     _save(student, pruned_pt, names, {"imgsz": config.imgsz, "pruned_from": str(pt.resolve()), **counts})
@@ -468,18 +479,40 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
         from autolabel.students.yolo import TrainConfig, train
 
         soft_ok = (data_p / "autolabel.jsonl").is_file()
-        tcfg = TrainConfig(
-            epochs=int(config.recover_epochs), imgsz=config.imgsz, batch=config.batch, device=config.device,
-            workers=config.workers, hard_only=not soft_ok, alpha=config.alpha, temperature=config.temperature,
-            kd_teacher=original if config.kd else None, kd_weight=config.kd_weight, hint_weight=config.hint_weight,
-            close_mosaic=max(1, int(config.recover_epochs) // 3), overwrite=True, progress=config.progress,
-            ultralytics=dict(config.ultralytics or {}),
-        )
+        rounds = int(config.rounds)
+        per_round = [int(config.recover_epochs) // rounds + (1 if i < int(config.recover_epochs) % rounds else 0)
+                     for i in range(rounds)]
+        if rounds > 1:
+            from ultralytics import YOLO
+
+            student = deepcopy(y.model).float()
         t0 = time.perf_counter()
-        res = train(data_p, student=student, out=out, config=tcfg)
-        recovered = res.best if res.best.is_file() else res.last
-        report["recovered"] = {"weights": str(recovered), "epochs": int(config.recover_epochs),
-                               "kd_from_unpruned": bool(config.kd), "seconds": round(time.perf_counter() - t0, 1)}
+        history = []
+        for r, epochs in enumerate(per_round, 1):
+            if rounds > 1:  # cut to this round's share of the target, relative to what is left
+                keep_now = count_flops_params(student, config.imgsz)[0] / counts["flops_before"]
+                keep_goal = 1.0 - float(config.ratio) * r / rounds
+                step = replace(config, ratio=min(0.9, max(0.01, 1.0 - keep_goal / keep_now)), target="flops")
+                prune_model(student, step, images=cal)
+            tcfg = TrainConfig(
+                epochs=epochs, imgsz=config.imgsz, batch=config.batch, device=config.device,
+                workers=config.workers, hard_only=not soft_ok, alpha=config.alpha, temperature=config.temperature,
+                kd_teacher=original if config.kd else None, kd_weight=config.kd_weight,
+                hint_weight=config.hint_weight, close_mosaic=max(1, epochs // 3), overwrite=True,
+                progress=config.progress, ultralytics=dict(config.ultralytics or {}),
+            )
+            res = train(data_p, student=student, out=out, config=tcfg)
+            recovered = res.best if res.best.is_file() else res.last
+            history.append({"round": r, "epochs": epochs, "val_mAP50-95": res.metrics.get("mAP50-95")})
+            if r < rounds:
+                student = YOLO(str(recovered)).model.float()
+        if rounds > 1:
+            flops, params = count_flops_params(YOLO(str(recovered)).model.float(), config.imgsz)
+        else:
+            flops, params = counts["flops_after"], counts["params_after"]
+        report["recovered"] = {"weights": str(recovered), "epochs": int(config.recover_epochs), "rounds": rounds,
+                               "kd_from_unpruned": bool(config.kd), "seconds": round(time.perf_counter() - t0, 1),
+                               "params": params, "flops": flops, "history": history}
         if data_yaml is not None:
             report["recovered"].update(_val(recovered, data_yaml, config) or {})
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2))
