@@ -272,8 +272,19 @@ def export_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Export a student to an ONNX bundle (FP32, optional FP16/INT8) that autolabel.runtime runs without torch."""
-    from autolabel.compress.bundle import ExportConfig, export
+    from autolabel.compress.bundle import ExportConfig, export, export_ssdlite, is_ssdlite_checkpoint
 
+    if is_ssdlite_checkpoint(model):
+        if format_ != ["onnx"]:
+            raise ConfigError("SSDLite students export to ONNX only (--format onnx)")
+        sres = export_ssdlite(model, out, data=data, int8=int8, calib_images=calib_images, calib_method=calib_method,
+                              opset=opset, progress=not quiet)
+        typer.echo(f"bundle -> {sres.bundle}")
+        for k, p in sres.files.items():
+            m = sres.metrics.get(k, {})
+            score = f"  val mAP50-95 {m['mAP50-95']:.4f} mAP50 {m['mAP50']:.4f}" if m.get("mAP50-95") is not None else ""
+            typer.echo(f"  {k:<5} {p.name:<20} {p.stat().st_size / 1e6:7.2f} MB{score}")
+        return
     extra = tuple(f.strip().lower() for f in format_ if f.strip().lower() != "onnx")
     cfg = ExportConfig(imgsz=imgsz, dynamic=dynamic, batch=batch, opset=opset, fp16=fp16, int8=int8,
                        calib_images=calib_images, calib_method=calib_method, formats=extra, evaluate=not no_eval,

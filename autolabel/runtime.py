@@ -16,8 +16,9 @@ Example:
     >>> out = det.predict(rgb)                   # HxWx3 uint8 RGB                       # doctest: +SKIP
     >>> out.xyxy, out.scores, out.class_ids, [det.names[i] for i in out.class_ids]      # doctest: +SKIP
 
-Model output contract (YOLOv8 / YOLO11 detection heads, as Ultralytics exports them): one tensor
-``(B, 4 + C, A)``: per anchor ``cx, cy, w, h`` in input-tensor pixels, then ``C`` per-class sigmoid scores.
+Model output contract (YOLOv8 / YOLO11 detection heads as Ultralytics exports them, and SSDLite as
+autolabel exports it): one tensor ``(B, 4 + C, A)``: per anchor ``cx, cy, w, h`` in input-tensor pixels,
+then ``C`` per-class scores.
 Preprocessing: RGB, letterbox to ``imgsz × imgsz`` (aspect kept, grey 114 padding, centered), ``/ 255``,
 NCHW float32. Post-processing: per-class thresholds, class-aware NMS (numpy), boxes mapped back to the
 original image. This module imports only the standard library, numpy, onnxruntime and (for decoding and
@@ -63,6 +64,8 @@ class Detections:
 
 
 def _resize(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    if image.shape[1] == w and image.shape[0] == h:
+        return image
     try:
         import cv2
 
@@ -198,6 +201,7 @@ class Detector:
         pre = meta.get("preprocessing", {})
         self.imgsz = int(pre.get("imgsz", 640))
         self.pad_value = int(pre.get("pad_value", 114))
+        self.letterbox = pre.get("letterbox", True)  # False: plain resize to imgsz x imgsz (SSD)
         self.input_name = self.session.get_inputs()[0].name
         shape = self.session.get_inputs()[0].shape
         self.fixed_batch = int(shape[0]) if isinstance(shape[0], int) else None
@@ -221,6 +225,9 @@ class Detector:
                 raise BundleError(f"expected an HxWx3 uint8 RGB image, found shape {im.shape} dtype {im.dtype}")
             if self.task == "classify":
                 lb, r, pad = letterbox_square(im, self.imgsz, self.pad_value), 1.0, (0, 0)
+            elif self.letterbox is False:
+                h, w = im.shape[:2]
+                lb, r, pad = _resize(im, self.imgsz, self.imgsz), (self.imgsz / w, self.imgsz / h), (0, 0)
             else:
                 lb, r, pad = letterbox(im, self.imgsz, self.pad_value)
             batch.append(lb)
@@ -266,7 +273,8 @@ class Detector:
         for im, r_p, o in zip(images, params, raw):
             xyxy, s, c, cs = decode(o, th, self.iou if iou is None else float(iou), self.max_det, agnostic)
             r, (px, py) = r_p
-            xyxy = (xyxy - np.array([px, py, px, py], np.float32)) / r
+            rx, ry = r if isinstance(r, tuple) else (r, r)
+            xyxy = (xyxy - np.array([px, py, px, py], np.float32)) / np.array([rx, ry, rx, ry], np.float32)
             h, w = np.asarray(im).shape[:2]
             xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
             out.append(Detections(xyxy, s.astype(np.float32), c, cs.astype(np.float32)))

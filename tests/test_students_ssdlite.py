@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torchvision.models.detection.ssd import SSD
 from torchvision.ops import box_iou
 
@@ -386,3 +387,29 @@ def test_cli_trains_ssdlite_through_the_train_command(dataset, tmp_path, capsys)
     # online KD is a YOLO feature: one line, exit 2
     assert main([*args[:-1], "--kd-teacher", "yolov8n.pt", "--overwrite", "-q"]) == 2
     assert "YOLO students" in capsys.readouterr().err
+
+
+def test_bundle_of_a_trained_ssdlite_runs_in_the_runtime(run, dataset, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from autolabel.cli import main
+    from autolabel.runtime import load_bundle
+
+    best = run[2].best
+    out = tmp_path / "bundle"
+    assert main(["export", str(best), "--out", str(out), "--int8", "--data", str(dataset), "--calib-images", "4",
+                 "-q"]) == 0, capsys.readouterr().err
+    meta = json.loads((out / "bundle.json").read_text())
+    assert meta["preprocessing"]["letterbox"] is False and set(meta["models"]) == {"fp32", "int8"}
+    assert "mAP50-95" in meta["metrics"]["fp32"]
+    model, names = load_ssdlite(best)
+    img = np.asarray(Image.open(next(iter(sorted((dataset / "images" / "train").glob("*"))))).convert("RGB"))
+    ref = predict_ssdlite(model, [img], conf=0.05)[0]
+    got = load_bundle(out, model="fp32").predict(img, conf=0.05, iou=0.55)
+    assert load_bundle(out).names == names == ["red", "blue"]
+    # the best detections are torchvision's own (resize, decode, per-class NMS); torchvision also keeps a
+    # second class of the same anchor, the runtime one class per anchor, so only the top of the lists agree
+    assert len(got) > 10 and len(ref) > 10
+    np.testing.assert_allclose(np.sort(got.scores)[::-1][:10], np.sort(ref.confidence)[::-1][:10], atol=0.02)
+    for b, c in zip(ref.xyxy[:10], ref.class_id[:10]):
+        near = np.abs(got.xyxy - b).max(1) if len(got) else np.array([np.inf])
+        assert near.min() < 1.0 and c in got.class_ids[near < 1.0], (b, c)

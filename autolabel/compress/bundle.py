@@ -658,3 +658,145 @@ def export_classifier(model: str | Path, out: str | Path, data: str | Path | Non
         "```python\nfrom autolabel_runtime import load_bundle, read_image\n"
         "clf = load_bundle('.')\nprobs = clf.classify([read_image('image.jpg')])[0]\n```\n")
     return ExportResult(bundle=out, files=files, metrics=metrics, meta=meta)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# SSDLite
+# ----------------------------------------------------------------------------------------------------------
+
+
+def is_ssdlite_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint written by :func:`autolabel.students.ssdlite.train_ssdlite`."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "weights" / "best.pt"
+    if not p.is_file() or p.suffix != ".pt":
+        return False
+    try:
+        import torch
+
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception:  # an Ultralytics checkpoint (pickled modules) does not load with weights_only
+        return False
+    return isinstance(ckpt, dict) and ckpt.get("format") == "autolabel-ssdlite"
+
+
+def export_ssdlite(model: str | Path, out: str | Path, data: str | Path | None = None, *, int8: bool = False,
+                   calib_images: int = 100, calib_method: str = "minmax", opset: int = 17,
+                   progress: bool = True) -> ExportResult:
+    """Export an SSDLite320-MobileNetV3 student to a detection bundle that the same runtime runs.
+
+    The graph outputs the runtime's contract, ``(B, 4 + C, A)`` (``cx cy w h`` in input pixels, then the
+    per-class softmax scores without the background column); normalization and the anchor decode are inside
+    it, and stay in float in the INT8 model. Inputs are resized (not letterboxed) to the square size, as
+    torchvision's SSD transform does; NMS IoU 0.55 as torchvision's SSDLite.
+    """
+    import torch
+    from torch import nn
+
+    from autolabel import __version__
+    from autolabel.runtime import BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION
+    from autolabel.students.ssdlite import SSDLiteExport, load_ssdlite
+
+    if calib_method not in CALIB_METHODS:
+        raise ConfigError(f"calib_method must be one of {list(CALIB_METHODS)}, found '{calib_method}'")
+    p = Path(model)
+    pt = p / "weights" / "best.pt" if p.is_dir() else p
+    ssd, names = load_ssdlite(pt)
+    data_p = Path(data).expanduser() if data is not None else None
+    if int8 and data_p is None:
+        raise ConfigError("INT8 calibration needs your own images: pass --data DATASET")
+
+    class _Contract(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.core = SSDLiteExport(ssd)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            boxes, scores = self.core(x)
+            wh = boxes[..., 2:] - boxes[..., :2]
+            return torch.cat([boxes[..., :2] + wh / 2, wh, scores[..., 1:]], -1).permute(0, 2, 1)
+
+    net = _Contract().eval()
+    size = int(net.core.size[0])
+    out = Path(out).expanduser()
+    if out.exists():
+        if any(out.iterdir()) and not (out / BUNDLE_FILE).is_file():
+            raise ConfigError(f"'{out}' exists and is not a bundle; choose an empty or new --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    files = {"fp32": out / "model.onnx"}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, size, size),), str(files["fp32"]), input_names=["images"],
+                          output_names=["output0"], opset_version=int(opset), dynamo=False)
+    thresholds, onto = _thresholds(data_p, names, 0.25)
+    meta: dict[str, Any] = {
+        "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "autolabel": __version__, "task": "detect",
+        "names": names, "source_model": str(pt.resolve()), "model_name": "ssdlite320_mobilenet_v3_large",
+        "parameters": int(sum(q.numel() for q in ssd.parameters())), "models": {"fp32": "model.onnx"},
+        "output": "ssdlite: (B, 4 + C, A) cx cy w h in input pixels, then per-class softmax scores",
+        "preprocessing": {"imgsz": size, "letterbox": False, "color": "RGB", "layout": "NCHW", "scale": 1 / 255,
+                          "mean": [0, 0, 0], "std": [1, 1, 1], "batch": 1, "normalization": "inside the model"},
+        "postprocessing": {"thresholds": thresholds, "conf": 0.25, "iou": 0.55, "max_det": 300, "nms": "class-aware"},
+        "metrics": {},
+    }
+    (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+    info: dict[str, Any] = {}
+    if int8:
+        import onnx
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+
+        from autolabel.runtime import load_bundle
+
+        imgs = _dataset_images(data_p, "train") or _dataset_images(data_p, None)
+        random.Random(0).shuffle(imgs)
+        imgs = imgs[: int(calib_images)]
+        det = load_bundle(out, model="fp32")
+
+        class _R(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.rewind()
+
+            def get_next(self):
+                return next(self._it, None)
+
+            def rewind(self) -> None:
+                self._it = ({"images": det.preprocess([_read_rgb(q)])[0]} for q in imgs)
+
+        g = onnx.load(str(files["fp32"])).graph
+        decode = [n.name for n in g.node if not n.name.startswith(("/core/backbone", "/core/head"))]
+        methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                   "percentile": CalibrationMethod.Percentile}
+        quantize_static(str(files["fp32"]), str(out / "model_int8.onnx"), _R(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[calib_method], nodes_to_exclude=decode)
+        files["int8"] = out / "model_int8.onnx"
+        info["int8"] = {"calibration_images": len(imgs), "method": calib_method, "float_nodes": len(decode)}
+    meta["models"] = {k: v.name for k, v in files.items()}
+    meta["export"] = info
+    meta["files_bytes"] = {k: v.stat().st_size for k, v in files.items()}
+    (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+    shutil.copy2(Path(__file__).resolve().parents[1] / "runtime.py", out / "autolabel_runtime.py")
+    if onto is not None:
+        import yaml
+
+        (out / "ontology.yaml").write_text(yaml.safe_dump(onto, sort_keys=False))
+    readme = _BUNDLE_README.format(name=out.name, names=", ".join(names), imgsz=size,
+                                   models=", ".join(f"{k}: {v.name}" for k, v in files.items()))
+    (out / "README.md").write_text(readme.replace("letterboxed to", "resized to").replace(
+        " (aspect kept, grey 114 padding, centered), scaled to [0, 1]", ", scaled to [0, 1]"))
+    metrics: dict[str, Any] = {}
+    if data_p is not None and (data_p / "autolabel.json").is_file():
+        metrics = score_bundle(out, data_p, list(files), None, progress)
+        meta["metrics"] = metrics
+        (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+    return ExportResult(bundle=out, files=files, metrics=metrics, meta=meta)
