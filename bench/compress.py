@@ -44,6 +44,43 @@ def latency(bundle: Path, model: str, image: np.ndarray, threads: int, runs: int
     return 1000 * statistics.median(times)
 
 
+class _OpenVINOSession:
+    """Quacks like the onnxruntime session the runtime's Detector calls, running an OpenVINO model."""
+
+    def __init__(self, xml: Path, threads: int) -> None:
+        import openvino as ov
+
+        self.compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_NUM_THREADS": threads})
+
+    def run(self, _names, feeds):
+        return [self.compiled(list(feeds.values())[0])[self.compiled.output(0)]]
+
+
+def score_detector(det, test_ds: Path) -> tuple[float, float]:
+    """mAP of a runtime Detector on the test frames against the human labels (same code path as score_bundle)."""
+    from autolabel.dataset import read_records
+    from autolabel.evaluate import evaluate
+
+    recs = list(read_records(test_ds))
+    cats = [{"id": i, "name": n} for i, n in enumerate(det.names)]
+    imgs = [{"id": i, "file_name": Path(r["image"]).name, "width": r["width"], "height": r["height"]}
+            for i, r in enumerate(recs)]
+    gt = [{"id": k + 1, "image_id": i, "category_id": 0, "iscrowd": 0, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+           "area": (b[2] - b[0]) * (b[3] - b[1])} for i, r in enumerate(recs) for k, b in enumerate(r["xyxy"])]
+    for k, a in enumerate(gt):
+        a["id"] = k + 1
+    pred = []
+    for i, r in enumerate(recs):
+        d = det.predict(read_image(r["image"]), conf=0.001)
+        for b, sc, c in zip(d.xyxy.tolist(), d.scores.tolist(), d.class_ids.tolist()):
+            pred.append({"id": len(pred) + 1, "image_id": i, "category_id": int(c), "score": sc,
+                         "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": (b[2] - b[0]) * (b[3] - b[1])})
+    (WORK / "ov_gt.json").write_text(json.dumps({"images": imgs, "annotations": gt, "categories": cats}))
+    (WORK / "ov_pred.json").write_text(json.dumps({"images": imgs, "annotations": pred, "categories": cats}))
+    r = evaluate(WORK / "ov_pred.json", WORK / "ov_gt.json")
+    return round(float(r.map50_95), 5), round(float(r.map50), 5)
+
+
 def human_map(bundle: Path, model: str, test_ds: Path) -> tuple[float | None, float | None]:
     m = score_bundle(bundle, test_ds, [model], progress=False).get(model) or {}
     return m.get("mAP50-95"), m.get("mAP50")
@@ -105,11 +142,11 @@ def main() -> None:
     image = read_image(sorted((test_src / "images").iterdir())[0])
     bundles: dict[tuple[str, int], Path] = {}
     rows, results = [], []
-    for name, pt, kind in variants:
+    for vi, (name, pt, kind) in enumerate(variants):
         for size in (320, 640):
             key = (str(pt), size)
             if key not in bundles:
-                b = WORK / f"bundle_{Path(pt).parent.parent.name if Path(pt).name == 'best.pt' else Path(pt).stem}_{size}"
+                b = WORK / f"bundle_{vi}_{size}"
                 export(pt, b, data=pool_ds, config=ExportConfig(imgsz=size, int8=True, calib_images=args.calib_images,
                                                                evaluate=False, progress=False))
                 bundles[key] = b
@@ -150,8 +187,24 @@ def main() -> None:
             rows.append(["Ultralytics export(format='onnx')", m5095, m50, "", "", round(Path(f).stat().st_size / 1e6, 2),
                          "—", "—", *lat])
         else:
-            rows.append([f"Ultralytics export(format='openvino', int8=True): {Path(f).name}", "", "", "", "",
-                         "", "—", "—", "—", "—"])
+            xml = next(Path(f).glob("*.xml"))
+            det = load_bundle(bundles[(str(student), args.imgsz)], model="fp32")
+            det.session, det.fixed_batch = _OpenVINOSession(xml, 2), 1
+            m5095, m50 = score_detector(det, test_ds)
+            lat = []
+            for t in (1, 2):
+                det.session = _OpenVINOSession(xml, t)
+                for _ in range(5):
+                    det.predict(image)
+                ts = []
+                for _ in range(30):
+                    t0 = time.perf_counter()
+                    det.predict(image)
+                    ts.append(time.perf_counter() - t0)
+                lat.append(round(1000 * statistics.median(ts), 1))
+            size = sum(p.stat().st_size for p in Path(f).iterdir() if p.suffix == ".bin") / 1e6
+            rows.append(["Ultralytics export(format='openvino', int8=True), OpenVINO runtime", m5095, m50, "", "",
+                         round(size, 2), "—", "—", *lat])
         print(rows[-1], flush=True)
     (WORK / "results.json").write_text(json.dumps({"args": vars(args), "student": str(student), "rows": results,
                                                    "prune_report": pr.report, "prune_nokd_report": pr_nokd.report},

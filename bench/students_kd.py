@@ -75,7 +75,7 @@ def make_subset(data: Path, names: list[str], dest: Path, *, labels: bool) -> Pa
             lbl = data / "labels" / (Path(n).stem + ".txt")
             (dest / "labels" / lbl.name).symlink_to(lbl) if lbl.is_file() else (dest / "labels" / lbl.name).touch()
     if labels:
-        (dest / "data.yaml").write_text("path: .\ntrain: images\nval: images\nnames:\n  0: person\n")
+        (dest / "data.yaml").write_text("train: images\nval: images\nnames:\n  0: person\n")  # relative to this file
     return dest
 
 
