@@ -129,6 +129,7 @@ def train_cmd(
     hint_weight: Annotated[float, typer.Option(help="Weight of the FitNets neck-feature hint loss.")] = 1.0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from weights/last.pt.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over in an --out that holds a run.")] = False,
+    gt: Annotated[Path | None, typer.Option("--gt", help="Human labels (YOLO folder or COCO JSON): also score the val split against them.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or training logs.")] = False,
 ) -> None:
     """Train a detection student on DATASET, distilling the teacher's soft scores (resumable)."""
@@ -152,13 +153,16 @@ def train_cmd(
     cfg = TrainConfig(
         epochs=epochs, imgsz=imgsz or 640, batch=batch, device=device, workers=workers, hard_only=hard_only, alpha=alpha,
         temperature=temperature, conf_weight=conf_weight, kd_teacher=kd_teacher, kd_weight=kd_weight,
-        hint_weight=hint_weight, resume=resume, overwrite=overwrite, progress=not quiet,
+        hint_weight=hint_weight, resume=resume, overwrite=overwrite, progress=not quiet, gt=gt,
     )
     res = train(dataset, student=student, out=out, config=cfg)
     m = res.metrics
     typer.echo(f"trained {res.settings['student']} -> {res.best}")
     typer.echo(f"val (against the teacher's labels): mAP50-95 {m['mAP50-95']:.4f}  mAP50 {m['mAP50']:.4f}  "
                f"({res.metrics_path})")
+    if "against_human_labels" in m:
+        h = m["against_human_labels"]
+        typer.echo(f"val (against human labels, {h['images']} images): mAP50-95 {h['mAP50-95']:.4f}  mAP50 {h['mAP50']:.4f}")
 
 
 @app.command("train-classifier")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,6 +200,7 @@ def evaluate(
     gt: str | Path,
     class_map: Mapping[str, str] | None = None,
     classes: list[str] | None = None,
+    images: Collection[str] | None = None,
 ) -> EvalResult:
     """COCO mAP of ``pred`` against human labels ``gt``, per class and averaged over scored classes.
 
@@ -208,12 +209,19 @@ def evaluate(
         gt: YOLO dataset folder / data.yaml, or COCO annotations JSON.
         class_map: prediction class name → ground-truth class name, for names that differ.
         classes: ground-truth classes to score (default: those that appear in the ground truth).
+        images: score only these ground-truth images (file name stems), e.g. a val split; default all.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     gtp = Path(gt)
     g = load_ground_truth(gt)
+    if images is not None:
+        keep = set(images) & set(g.sizes)
+        if not keep:
+            raise DatasetError(f"none of the {len(set(images))} images to score is in the ground truth '{gt}'")
+        g.sizes = {k: v for k, v in g.sizes.items() if k in keep}
+        g.boxes = [b for b in g.boxes if b[0] in keep]
     p = load_predictions(pred, gt_coco=gtp if gtp.suffix == ".json" else None)
     cmap = dict(class_map or {})
     bad = [k for k in cmap if k not in p.names]

@@ -101,6 +101,19 @@ def accuracy_rows(run: Path, config: dict[str, Any], art: dict[str, dict[str, An
                          "kind": "PyTorch", "against": "teacher labels (val)", "mAP50-95": r.get("mAP50-95"),
                          "mAP50": r.get("mAP50"), "params": r.get("params", rep["pruned"].get("params")),
                          "flops": r.get("flops", rep["pruned"].get("flops")), "size_mb": _size_mb(pr.get("recovered"))})
+    if gt and config["task"] == "detect" and lab.get("dataset"):  # the PyTorch models against the human labels too
+        from autolabel.students.yolo import evaluate_student
+
+        weights = {"student": tr.get("best"), "pruned +": pr.get("recovered"), "pruned": pr.get("pruned")}  # longest first
+        for r in rows:
+            w = next((v for k, v in weights.items() if r["model"].startswith(k) and v), None)
+            if r["kind"] == "PyTorch" and w:
+                try:
+                    h = evaluate_student(w, lab["dataset"], gt, imgsz=imgsz)
+                except Exception as e:  # e.g. no val image has a human label: the column stays empty
+                    r["human_note"] = str(e)[:120]
+                    continue
+                r["human mAP50-95"], r["human mAP50"] = h["mAP50-95"], h["mAP50"]
     for key, f in (ex.get("files") or {}).items():
         m = (ex.get("metrics") or {}).get(key) or {}
         rows.append({"model": f"bundle {key.upper()} ONNX", "kind": "onnxruntime", "against": m.get("against"),
@@ -182,7 +195,8 @@ def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any
     bundle = ex.get("bundle")
     final = next((r for r in reversed(rows) if r["kind"] == "onnxruntime" and "INT8" in r["model"]), None) or \
         next((r for r in reversed(rows) if r["kind"] == "onnxruntime"), None)
-    cols = ["model", "kind", "against", "mAP50-95", "mAP50", "top1", "params", "flops", "size_mb", "ms_per_image"]
+    cols = ["model", "kind", "against", "mAP50-95", "mAP50", "human mAP50-95", "human mAP50", "top1", "params", "flops",
+            "size_mb", "ms_per_image"]
     cols = [c for c in cols if any(r.get(c) is not None for r in rows) or c == "model"]
     heads = {"size_mb": "size (MB)", "ms_per_image": "latency (ms/img)", "flops": "FLOPs"}
     table = "<table><tr>" + "".join(f"<th>{heads.get(c, c)}</th>" for c in cols) + "</tr>"
@@ -213,8 +227,8 @@ th{{background:#f3f3f3}}img{{max-width:100%}}code,pre{{background:#f6f6f6}}h2{{m
 {summary}
 <h2>Teacher → student → pruned → INT8</h2>{table}
 <p>PyTorch rows: Ultralytics validation on the dataset's val split; ONNX rows: the bundle's runtime on the same split.
-Both score against the teacher's labels unless stated; the teacher row scores against human labels when <code>report.gt</code> is set
-(its latency is labeling time per image).</p>
+Both score against the teacher's labels; with <code>report.gt</code> set, the teacher row (all images) and the "human" columns
+(val images) score against the human labels. The teacher's latency is its labeling time per image.</p>
 {''.join(f'<h2>{t}</h2><img src="{src}" alt="{t}">' for t, src in plots)}
 <h2>Labels per class</h2><table><tr><th>class</th><th>boxes</th></tr>{label_rows}</table>
 <p>{lab.get('images', '—')} images labeled, {lab.get('boxes', '—')} boxes.</p>

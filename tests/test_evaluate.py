@@ -83,3 +83,21 @@ def test_cli_evaluate_prints_table_and_json(tmp_path, capsys):
     assert err.startswith("error: ground truth") and err.count("\n") == 1
     assert main(["evaluate", str(p), "--gt", str(gt), "--map", "oops"]) == 2
     assert "--map expects PRED=GT" in capsys.readouterr().err
+
+
+def test_images_restrict_the_ground_truth(tmp_path):
+    """Scoring a split: ground-truth images outside it must not count as misses."""
+    gt = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100},
+                     {"id": 2, "file_name": "b.jpg", "width": 100, "height": 100}],
+          "categories": [{"id": 0, "name": "person"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 0, "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0},
+                          {"id": 2, "image_id": 2, "category_id": 0, "bbox": [50, 50, 30, 30], "area": 900, "iscrowd": 0}]}
+    pred = {**gt, "images": gt["images"][:1],
+            "annotations": [{**gt["annotations"][0], "score": 0.9}]}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "pred.json").write_text(json.dumps(pred))
+    full = evaluate(tmp_path / "pred.json", tmp_path / "gt.json")
+    split = evaluate(tmp_path / "pred.json", tmp_path / "gt.json", images=["a"])
+    assert split.map50 == pytest.approx(1.0) and full.map50 < 0.6 and split.images == 1
+    with pytest.raises(DatasetError, match="none of the 1 images"):
+        evaluate(tmp_path / "pred.json", tmp_path / "gt.json", images=["zzz"])

@@ -497,3 +497,30 @@ def test_missing_student_weights_offline(squares_ds, tmp_path, monkeypatch):
         train(squares_ds, "no-such-student", tmp_path / "o5", _cfg())
     with pytest.raises(ConfigError):
         train(squares_ds, "student.onnx", tmp_path / "o6", _cfg())
+
+
+def test_student_is_scored_against_human_labels_next_to_the_model(squares_ds, tmp_path, capsys):
+    from autolabel.cli import main
+
+    gt = tmp_path / "human"
+    (gt / "images").mkdir(parents=True)
+    (gt / "labels").mkdir()
+    (gt / "data.yaml").write_text("train: images\nval: images\nnames:\n  0: red\n  1: blue\n")
+    recs = list(read_records(squares_ds))
+    for r in recs:  # the teacher's boxes stand in for human ones, under the original file names
+        stem = Path(r["source"]).stem
+        shutil.copy(squares_ds / r["image"], gt / "images" / f"{stem}.png")
+        shutil.copy(squares_ds / r["label"], gt / "labels" / f"{stem}.txt")
+    out = tmp_path / "run"
+    args = ["train", str(squares_ds), "--student", "test-yolo-tiny", "--out", str(out), "--epochs", "1",
+            "--imgsz", "64", "--batch", "8", "--device", "cpu", "--workers", "0", "--gt", str(gt), "-q"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert "against human labels" in capsys.readouterr().out
+    h = json.loads((out / "weights" / "metrics.json").read_text())["against_human_labels"]
+    assert h["images"] == sum(r["split"] == "val" for r in recs) and 0.0 <= h["mAP50-95"] <= 1.0
+    assert set(h["per_class"]) <= {"red", "blue"}
+    # human labels that cover none of the val images: one clear line
+    for p in (gt / "images").iterdir():
+        p.rename(p.with_name("other_" + p.name))
+    assert main([*args, "--overwrite"]) == 2
+    assert "has a human label" in capsys.readouterr().err

@@ -155,6 +155,8 @@ class TrainConfig:
         cache: cache decoded images (``ram`` / ``disk``) as Ultralytics.
         progress: Ultralytics' per-epoch progress bars and logs (off = warnings only).
         ultralytics: any other Ultralytics train argument (``lr0``, ``mosaic``, ``fliplr`` …).
+        gt: human labels of (some of) the images (YOLO folder / data.yaml or COCO JSON, matched by the
+            original file names): the student is also scored on the val split against them.
     """
 
     epochs: int = 100
@@ -178,6 +180,7 @@ class TrainConfig:
     cache: bool | str = False
     progress: bool = True
     ultralytics: Mapping[str, Any] = field(default_factory=dict)
+    gt: str | Path | None = None
 
     def check(self) -> None:
         """Raise :class:`ConfigError` on an invalid value."""
@@ -590,6 +593,8 @@ def train(
             raise ConfigError(f"'{out}' already holds a training run; use --resume to continue it or a new --out")
         hard_only = config.hard_only
     root, data_yaml, names, meta = _resolve_dataset(dataset, hard_only)
+    if config.gt is not None:
+        _records_with_gt(root, config.gt)  # fail before training, not after it
     table = None if hard_only else load_soft_table(root)
 
     ontology = None
@@ -681,12 +686,62 @@ def train(
     wdir = out / "weights"
     best = wdir / "best.pt"
     metrics = _metrics(trainer, names, settings, best if best.is_file() else wdir / "last.pt")
+    if config.gt is not None:
+        metrics["against_human_labels"] = evaluate_student(best if best.is_file() else wdir / "last.pt", root,
+                                                           config.gt, imgsz=int(config.imgsz))
     metrics_path = wdir / METRICS_FILE
     metrics_path.write_text(json.dumps(metrics, indent=2))
     if not best.is_file():
         warnings.warn(f"training in '{out}' wrote no best.pt (no validation fitness); use weights/last.pt", stacklevel=2)
     return TrainResult(out=out, best=best, last=wdir / "last.pt", metrics=metrics, metrics_path=metrics_path,
                        settings=settings)
+
+
+def _records_with_gt(root: Path, gt: str | Path, split: str = "val") -> list[dict[str, Any]]:
+    """The dataset's ``split`` records whose original file has a human label in ``gt`` (one clear line if none)."""
+    from autolabel.evaluate import load_ground_truth
+
+    g = load_ground_truth(gt)  # missing / malformed ground truth fails here, before any work
+    recs = [r for r in read_records(root) if r.get("split") == split and Path(r["source"]).stem in g.sizes]
+    if not recs:
+        raise DatasetError(f"none of the {split} images of '{root}' has a human label in '{gt}' (matched by file name)")
+    return recs
+
+
+def evaluate_student(weights: str | Path, dataset: str | Path, gt: str | Path, imgsz: int = 640,
+                     split: str = "val", class_map: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """mAP of a trained student on a dataset split against human labels (matched by original file name).
+
+    The student predicts at conf 0.001 through the ``yolo`` teacher code (the same inference as labeling);
+    its predictions are scored by :func:`autolabel.evaluate.evaluate` (pycocotools).
+    """
+    import tempfile
+
+    from autolabel.evaluate import evaluate
+    from autolabel.ontology import Ontology
+    from autolabel.sources import load_image
+    from autolabel.teachers import create_teacher
+
+    root = Path(dataset)
+    names = list(read_meta(root).get("names", []))
+    recs = _records_with_gt(root, gt, split)
+    teacher = create_teacher(f"yolo:{weights}", Ontology.from_names(names), imgsz=imgsz, min_score=0.001)
+    images, anns = [], []
+    for i, r in enumerate(recs):
+        det = teacher.predict([load_image(root / r["image"])[0]])[0]
+        images.append({"id": i, "file_name": Path(r["source"]).name, "width": r["width"], "height": r["height"]})
+        for (x1, y1, x2, y2), c, sc in zip(det.xyxy.tolist(), det.class_id.tolist(), det.confidence.tolist()):
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(c), "score": float(sc),
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)})
+    with tempfile.TemporaryDirectory() as tmp:
+        pred = Path(tmp) / "pred.json"
+        pred.write_text(json.dumps({"images": images, "annotations": anns,
+                                    "categories": [{"id": k, "name": n} for k, n in enumerate(names)]}))
+        r = evaluate(pred, gt, class_map=class_map, images=[Path(r['source']).stem for r in recs])
+    return {"split": split, "images": len(recs), "mAP50-95": round(float(r.map50_95), 5),
+            "mAP50": round(float(r.map50), 5),
+            "per_class": {k: {"mAP50-95": round(float(v["map50_95"]), 5), "mAP50": round(float(v["map50"]), 5)}
+                          for k, v in r.per_class.items()}}
 
 
 def _metrics(trainer: Any, names: list[str], settings: dict[str, Any], weights: Path) -> dict[str, Any]:
