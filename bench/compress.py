@@ -93,7 +93,11 @@ def main() -> None:
     ap.add_argument("--recover-epochs", type=int, default=8)
     ap.add_argument("--imgsz", type=int, default=640)
     ap.add_argument("--calib-images", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=1, help="gradual pruning: cut + recover rounds")
+    ap.add_argument("--tag", default="", help="suffix of the output folder bench/out/compress<tag>")
     args = ap.parse_args()
+    global WORK
+    WORK = OUT / f"compress{args.tag}"
     warnings.simplefilter("ignore")
     pool_ds = need(KD / "pool_labeled", "the pool dataset of bench/students_kd.py (run it first)")
     test_src = need(KD / "test", "the held-out frames of bench/students_kd.py")
@@ -121,23 +125,24 @@ def main() -> None:
 
     t0 = time.perf_counter()
     pr = prune(student, WORK / "pruned", data=pool_ds, config=PruneConfig(
-        ratio=args.ratio, imgsz=args.imgsz, recover_epochs=args.recover_epochs, kd=True, batch=16, workers=2,
-        progress=False))
+        ratio=args.ratio, imgsz=args.imgsz, recover_epochs=args.recover_epochs, rounds=args.rounds, kd=True, batch=16,
+        workers=2, progress=False))
     prune_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     pr_nokd = prune(student, WORK / "pruned_nokd", data=pool_ds, config=PruneConfig(
-        ratio=args.ratio, imgsz=args.imgsz, recover_epochs=args.recover_epochs, kd=False, batch=16, workers=2,
-        progress=False))
+        ratio=args.ratio, imgsz=args.imgsz, recover_epochs=args.recover_epochs, rounds=args.rounds, kd=False, batch=16,
+        workers=2, progress=False))
     prune_nokd_s = time.perf_counter() - t0
     print(f"pruned + KD recovery in {prune_s:.0f} s, + plain recovery in {prune_nokd_s:.0f} s", flush=True)
 
+    rounds = f" ({args.recover_epochs} ep, {args.rounds} rounds)" if args.rounds > 1 else f" ({args.recover_epochs} ep)"
     variants = [
         ("student FP32", student, "fp32"),
         ("student INT8", student, "int8"),
         (f"pruned {args.ratio:.0%} FLOPs, no recovery, FP32", pr.pruned, "fp32"),
-        (f"pruned {args.ratio:.0%} + plain recovery, FP32", pr_nokd.recovered, "fp32"),
-        (f"pruned {args.ratio:.0%} + KD recovery, FP32", pr.recovered, "fp32"),
-        (f"pruned {args.ratio:.0%} + KD recovery, INT8", pr.recovered, "int8"),
+        (f"pruned {args.ratio:.0%} + plain recovery{rounds}, FP32", pr_nokd.recovered, "fp32"),
+        (f"pruned {args.ratio:.0%} + KD recovery{rounds}, FP32", pr.recovered, "fp32"),
+        (f"pruned {args.ratio:.0%} + KD recovery{rounds}, INT8", pr.recovered, "int8"),
     ]
     image = read_image(sorted((test_src / "images").iterdir())[0])
     bundles: dict[tuple[str, int], Path] = {}

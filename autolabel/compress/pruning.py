@@ -18,6 +18,7 @@ How
    parameters) fall by ``ratio``. The Detect head and any attention block (``C2PSA``,
    ``PSA``, ``Attention``: their head split must stay intact) are ignored, so the head's outputs — boxes and
    classes — are never pruned; modules a user lists in ``keep`` (``model.9`` …) are kept whole too.
+   The BatchNorm statistics are then recomputed on the user's images.
 3. **Recovery by distillation**: the pruned model is fine-tuned on the auto-labeled dataset with the
    unpruned model as online teacher (dense class-logit KD + FitNets hints on the neck, see
    :mod:`autolabel.students.yolo`), plus the dataset's soft labels.
@@ -298,12 +299,39 @@ def _compensate(model: Any, group: Any, means: dict[str, tuple[torch.Tensor, tor
         keep[idx] = False
         means[name] = (mean[keep], std[keep])  # stays aligned with the conv's inputs for the next group
 
-def prune_model(model: Any, config: PruneConfig, images: torch.Tensor | None = None) -> dict[str, Any]:
+def recalibrate_batchnorm(model: Any, images: torch.Tensor, batch: int = 8) -> None:
+    """Recompute every BatchNorm's running mean/variance on ``images`` (cumulative average, no gradients).
+
+    Pruning changes the statistics every later layer sees; stale running statistics are a large part of
+    the accuracy a pruned network loses before any training (the "BN recalibration" of pruning work).
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the batches below
+    was = model.training
+    model.train()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(images), batch):
+                if len(images[i : i + batch]) >= 2:
+                    model(images[i : i + batch])
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+        model.train(was)
+
+
+def prune_model(model: Any, config: PruneConfig, images: torch.Tensor | None = None,
+                recalibrate_bn: bool = True) -> dict[str, Any]:
     """Prune a DetectionModel in place (C2f blocks split first) to ``config.ratio``; before/after counts.
 
     Args:
         images: a few preprocessed images ``(B, 3, imgsz, imgsz)`` in [0, 1] from the user's data, whose
-            per-channel mean activations compensate the removed channels (random noise when ``None``).
+            per-channel mean activations compensate the removed channels (random noise when ``None``), and
+            on which the BatchNorm statistics are recomputed after pruning.
+        recalibrate_bn: recompute the BatchNorm statistics on ``images`` after pruning.
     """
     import torch_pruning as tp
 
@@ -316,7 +344,8 @@ def prune_model(model: Any, config: PruneConfig, images: torch.Tensor | None = N
     x = torch.zeros(1, 3, config.imgsz, config.imgsz, device=dev)
     ops0, params0 = count_flops_params(model, config.imgsz)
     goal = 1.0 - float(config.ratio)
-    if images is None:
+    real = images is not None
+    if images is None:  # no data: statistics of noise (poor); never recalibrate BatchNorm on it
         images = torch.rand(4, 3, config.imgsz, config.imgsz, generator=torch.Generator().manual_seed(0))
     stats = input_stats(model, images.to(dev))
 
@@ -355,6 +384,8 @@ def prune_model(model: Any, config: PruneConfig, images: torch.Tensor | None = N
     pruned, ops, params = best
     for name, child in list(pruned.named_children()):  # into the caller's object (prune in place)
         setattr(model, name, child)
+    if recalibrate_bn and real and len(images) >= 2:
+        recalibrate_batchnorm(model, images.to(dev))
     with torch.no_grad():
         model(x)  # the pruned graph still runs end to end
     return {"flops_before": ops0, "params_before": params0, "flops_after": ops, "params_after": params,
@@ -366,7 +397,7 @@ def prune_model(model: Any, config: PruneConfig, images: torch.Tensor | None = N
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _calibration_batch(data: Path | None, imgsz: int, n: int = 16) -> torch.Tensor | None:
+def _calibration_batch(data: Path | None, imgsz: int, n: int = 32) -> torch.Tensor | None:
     """Up to ``n`` of the dataset's train images, letterboxed as the runtime does, for channel statistics."""
     if data is None or data.suffix in {".yaml", ".yml"}:
         return None
