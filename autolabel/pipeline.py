@@ -71,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
         "batch": 16,
         "hard_only": False,  # True = no distillation (hard labels only), for comparison
         "alpha": 0.5,
-        "temperature": 1.0,
+        "temperature": None,  # default per task: 1.0 (detect soft labels), 4.0 (classify, Hinton KD)
         "conf_weight": False,
         "kd_teacher": None,  # detect: online KD from a larger YOLO checkpoint
         "kd_weight": 1.0,

@@ -59,14 +59,15 @@ def run_train(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
         student = c["student"] if not str(c["student"]).endswith(".pt") else "mobilenet_v3_small"
         res = train_classifier(data, out, ClassifierConfig(
             model=student, epochs=c["epochs"], imgsz=c["imgsz"], batch=c["batch"], kd=not c["hard_only"],
-            alpha=c["alpha"], temperature=c["temperature"] if c["temperature"] != 1.0 else 4.0,
+            alpha=c["alpha"], temperature=4.0 if c["temperature"] is None else float(c["temperature"]),
             pretrained=c["pretrained"], device=c["device"], resume=resume, progress=ctx["progress"]))
         return {"best": str(res.best), "metrics": str(res.metrics_path), "top1_teacher": res.top1_teacher}
     from autolabel.students.yolo import TrainConfig, train
 
     last = out / "weights" / "last.pt"
     cfg = TrainConfig(epochs=c["epochs"], imgsz=c["imgsz"], batch=c["batch"], device=c["device"],
-                      workers=c["workers"], hard_only=c["hard_only"], alpha=c["alpha"], temperature=c["temperature"],
+                      workers=c["workers"], hard_only=c["hard_only"], alpha=c["alpha"],
+                      temperature=1.0 if c["temperature"] is None else float(c["temperature"]),
                       conf_weight=c["conf_weight"], kd_teacher=c["kd_teacher"], kd_weight=c["kd_weight"],
                       hint_weight=c["hint_weight"], resume=resume and last.is_file(), overwrite=True,
                       close_mosaic=max(1, min(10, int(c["epochs"]) // 3)), progress=ctx["progress"],
@@ -84,7 +85,8 @@ def run_prune(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
     c, t = ctx["config"]["prune"], ctx["config"]["train"]
     cfg = PruneConfig(ratio=c["ratio"], target=c["target"], keep=tuple(c["keep"] or ()), round_to=c["round_to"],
                       recover_epochs=c["recover_epochs"], rounds=c["rounds"], kd=c["kd"], imgsz=t["imgsz"], batch=t["batch"],
-                      device=t["device"], workers=t["workers"], alpha=t["alpha"], temperature=t["temperature"],
+                      device=t["device"], workers=t["workers"], alpha=t["alpha"],
+                      temperature=1.0 if t["temperature"] is None else float(t["temperature"]),
                       progress=ctx["progress"], ultralytics=dict(t["ultralytics"] or {}))
     res = prune(_done(ctx, "train")["best"], ctx["run"] / "prune", data=_done(ctx, "label")["dataset"], config=cfg)
     return {"pruned": str(res.pruned), "recovered": str(res.recovered) if res.recovered else None,
