@@ -268,7 +268,7 @@ def export_cmd(
     int8: Annotated[bool, typer.Option("--int8", help="Also write an INT8 (QDQ) model calibrated on --data.")] = False,
     fp16: Annotated[bool, typer.Option("--fp16", help="Also write an FP16 model.")] = False,
     calib_images: Annotated[int, typer.Option(help="Images of --data to calibrate INT8 on.")] = 100,
-    calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
+    calib_method: Annotated[str, typer.Option(help="percentile (99.99 %), minmax or entropy.")] = "percentile",
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic batch dimension.")] = False,
     batch: Annotated[int, typer.Option(help="Fixed batch size of the model.")] = 1,
     opset: Annotated[int, typer.Option(help="ONNX opset (>= 17).")] = 17,

@@ -97,7 +97,7 @@ DEFAULTS: dict[str, Any] = {
         "int8": True,
         "fp16": False,
         "calib_images": 100,
-        "calib_method": "minmax",
+        "calib_method": "percentile",
         "dynamic": False,
     },
     "report": {
