@@ -92,7 +92,7 @@ def main() -> None:
     ap.add_argument("--ratio", type=float, default=0.45)
     ap.add_argument("--recover-epochs", type=int, default=8)
     ap.add_argument("--imgsz", type=int, default=640)
-    ap.add_argument("--calib-images", type=int, default=100)
+    ap.add_argument("--calib-images", type=int, default=48)
     ap.add_argument("--rounds", type=int, default=1, help="gradual pruning: cut + recover rounds")
     ap.add_argument("--tag", default="", help="suffix of the output folder bench/out/compress<tag>")
     args = ap.parse_args()
@@ -152,8 +152,9 @@ def main() -> None:
             key = (str(pt), size)
             if key not in bundles:
                 b = WORK / f"bundle_{vi}_{size}"
-                export(pt, b, data=pool_ds, config=ExportConfig(imgsz=size, int8=True, calib_images=args.calib_images,
-                                                               evaluate=False, progress=False))
+                needs_int8 = any(p2 == pt and k2 == "int8" for _, p2, k2 in variants)
+                export(pt, b, data=pool_ds, config=ExportConfig(imgsz=size, int8=needs_int8, evaluate=False,
+                                                               calib_images=args.calib_images, progress=False))
                 bundles[key] = b
         b = bundles[(str(pt), args.imgsz)]
         meta = json.loads((b / "bundle.json").read_text())
