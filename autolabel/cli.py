@@ -232,6 +232,7 @@ def prune_cmd(
     imgsz: Annotated[int, typer.Option(help="Image size (FLOPs, validation, recovery).")] = 640,
     recover_epochs: Annotated[int, typer.Option(help="Recovery fine-tuning epochs (0 = prune only).")] = 10,
     rounds: Annotated[int, typer.Option(help="Prune gradually in this many cut + recover rounds.")] = 1,
+    round_to: Annotated[int, typer.Option(help="Keep channel counts multiples of this (8: faster kernels, coarser cut).")] = 1,
     no_kd: Annotated[bool, typer.Option("--no-kd", help="Recover without the unpruned model as teacher.")] = False,
     batch: Annotated[int, typer.Option(help="Recovery batch size.")] = 16,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
@@ -241,7 +242,7 @@ def prune_cmd(
     from autolabel.compress.pruning import PruneConfig, prune
 
     cfg = PruneConfig(ratio=ratio, target=target, keep=tuple(keep or ()), imgsz=imgsz, recover_epochs=recover_epochs,
-                      rounds=rounds, kd=not no_kd, batch=batch, device=device, progress=not quiet)
+                      rounds=rounds, round_to=round_to, kd=not no_kd, batch=batch, device=device, progress=not quiet)
     res = prune(model, out, data=data, config=cfg)
     r = res.report
 
