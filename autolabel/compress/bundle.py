@@ -29,7 +29,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,10 +267,13 @@ class _Calibration:
         self._bar.close()
 
 
-def quantize_int8(src: Path, dest: Path, images: list[Path], imgsz: int, batch: int = 1, method: str = "minmax",
-                  per_channel: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Static QDQ INT8 quantization of ``src`` calibrated on ``images``; :func:`float_nodes` stay float."""
-    import onnx
+def _quantize_qdq(src: Path, dest: Path, feeds: Callable[[], Iterator[dict[str, np.ndarray]]], method: str,
+                  excluded: Sequence[str] = (), per_channel: bool = True,
+                  extra: dict[str, Any] | None = None) -> None:
+    """onnxruntime static QDQ quantization (int8 per-channel weights, uint8 activations) of ``src``.
+
+    ``feeds()`` starts a fresh pass over the calibration inputs (onnxruntime rewinds for some methods).
+    """
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -279,20 +282,38 @@ def quantize_int8(src: Path, dest: Path, images: list[Path], imgsz: int, batch: 
         quantize_static,
     )
 
-    if not images:
-        raise DatasetError("no images to calibrate INT8 on; pass a dataset (or image folder) with --data")
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
+
+    class _Reader(CalibrationDataReader):  # onnxruntime checks the type
+        def __init__(self) -> None:
+            self._it = feeds()
+
+        def get_next(self):  # noqa: D102
+            return next(self._it, None)
+
+        def rewind(self):  # noqa: D102
+            self._it = feeds()
+
+    quantize_static(str(src), str(dest), _Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=methods[method], nodes_to_exclude=list(excluded), extra_options=extra or {})
+
+
+def quantize_int8(src: Path, dest: Path, images: list[Path], imgsz: int, batch: int = 1, method: str = "minmax",
+                  per_channel: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Static QDQ INT8 quantization of ``src`` calibrated on ``images``; :func:`float_nodes` stay float."""
+    import onnx
+
+    if not images:
+        raise DatasetError("no images to calibrate INT8 on; pass a dataset (or image folder) with --data")
     excluded = float_nodes(src)
     input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
     reader = _Calibration(images, input_name, imgsz, batch, progress)
 
-    class _Reader(CalibrationDataReader):  # onnxruntime checks the type
-        def get_next(self):  # noqa: D102
-            return reader.get_next()
-
-        def rewind(self):  # noqa: D102
-            reader.rewind()
+    def feeds() -> Iterator[dict[str, np.ndarray]]:
+        reader.rewind()
+        return iter(reader.get_next, None)
 
     pre = src
     tmpdir = tempfile.mkdtemp()
@@ -311,9 +332,7 @@ def quantize_int8(src: Path, dest: Path, images: list[Path], imgsz: int, batch: 
         if method == "percentile":
             extra["CalibPercentile"] = 99.99
         t0 = time.perf_counter()
-        quantize_static(str(pre), str(dest), _Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[method], nodes_to_exclude=excluded, extra_options=extra)
+        _quantize_qdq(pre, dest, feeds, method, excluded, per_channel, extra)
     finally:
         reader.close()
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -622,39 +641,9 @@ def export_classifier(model: str | Path, out: str | Path, data: str | Path | Non
         imgs = [data_p / r["image"] for r in recs if r.get("split") == "train"] or _dataset_images(data_p, None)
         random.Random(0).shuffle(imgs)
         det = load_bundle(out, model="fp32")
-
-        class _Reader:
-            def __init__(self) -> None:
-                self.rewind()
-
-            def get_next(self):
-                return next(self._it, None)
-
-            def rewind(self) -> None:
-                self._it = ({"images": det.preprocess([_read_rgb(p)])[0]} for p in imgs[: int(calib_images)])
-
-        from onnxruntime.quantization import (
-            CalibrationDataReader,
-            CalibrationMethod,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
-
-        reader = _Reader()
-
-        class _R(CalibrationDataReader):
-            def get_next(self):
-                return reader.get_next()
-
-            def rewind(self):
-                reader.rewind()
-
-        methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                   "percentile": CalibrationMethod.Percentile}
-        quantize_static(str(files["fp32"]), str(out / "model_int8.onnx"), _R(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[calib_method])
+        _quantize_qdq(files["fp32"], out / "model_int8.onnx",
+                      lambda: ({"images": det.preprocess([_read_rgb(p)])[0]} for p in imgs[: int(calib_images)]),
+                      calib_method)
         files["int8"] = out / "model_int8.onnx"
         info["int8"] = {"calibration_images": min(len(imgs), int(calib_images)), "method": calib_method}
     meta["models"] = {k: v.name for k, v in files.items()}
@@ -769,13 +758,6 @@ def export_ssdlite(model: str | Path, out: str | Path, data: str | Path | None =
     info: dict[str, Any] = {}
     if int8:
         import onnx
-        from onnxruntime.quantization import (
-            CalibrationDataReader,
-            CalibrationMethod,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
 
         from autolabel.runtime import load_bundle
 
@@ -783,24 +765,10 @@ def export_ssdlite(model: str | Path, out: str | Path, data: str | Path | None =
         random.Random(0).shuffle(imgs)
         imgs = imgs[: int(calib_images)]
         det = load_bundle(out, model="fp32")
-
-        class _R(CalibrationDataReader):
-            def __init__(self) -> None:
-                self.rewind()
-
-            def get_next(self):
-                return next(self._it, None)
-
-            def rewind(self) -> None:
-                self._it = ({"images": det.preprocess([_read_rgb(q)])[0]} for q in imgs)
-
         g = onnx.load(str(files["fp32"])).graph
         decode = [n.name for n in g.node if not n.name.startswith(("/core/backbone", "/core/head"))]
-        methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                   "percentile": CalibrationMethod.Percentile}
-        quantize_static(str(files["fp32"]), str(out / "model_int8.onnx"), _R(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[calib_method], nodes_to_exclude=decode)
+        _quantize_qdq(files["fp32"], out / "model_int8.onnx",
+                      lambda: ({"images": det.preprocess([_read_rgb(q)])[0]} for q in imgs), calib_method, decode)
         files["int8"] = out / "model_int8.onnx"
         info["int8"] = {"calibration_images": len(imgs), "method": calib_method, "float_nodes": len(decode)}
     meta["models"] = {k: v.name for k, v in files.items()}
