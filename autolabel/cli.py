@@ -110,6 +110,22 @@ def evaluate_cmd(
         json_out.write_text(json.dumps(r.to_dict(), indent=2))
 
 
+def _key_values(items: list[str], option: str) -> dict[str, object]:
+    """``KEY=VALUE`` strings → a dict, each value read as YAML (numbers, booleans, lists)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for it in items:
+        key, sep, val = it.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} expects KEY=VALUE, found '{it}'")
+        try:
+            out[key.strip()] = yaml.safe_load(val)
+        except yaml.YAMLError:
+            out[key.strip()] = val
+    return out
+
+
 @app.command("train")
 def train_cmd(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder written by `autolabel label` (or data.yaml with --hard-only).")],
@@ -130,6 +146,7 @@ def train_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from weights/last.pt.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over in an --out that holds a run.")] = False,
     gt: Annotated[Path | None, typer.Option("--gt", help="Human labels (YOLO folder or COCO JSON): also score the val split against them.")] = None,
+    hyp: Annotated[list[str] | None, typer.Option("--hyp", help="Any Ultralytics train argument, KEY=VALUE (repeatable), e.g. lr0=0.001 nbs=16.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or training logs.")] = False,
 ) -> None:
     """Train a detection student on DATASET, distilling the teacher's soft scores (resumable)."""
@@ -154,6 +171,7 @@ def train_cmd(
         epochs=epochs, imgsz=imgsz or 640, batch=batch, device=device, workers=workers, hard_only=hard_only, alpha=alpha,
         temperature=temperature, conf_weight=conf_weight, kd_teacher=kd_teacher, kd_weight=kd_weight,
         hint_weight=hint_weight, resume=resume, overwrite=overwrite, progress=not quiet, gt=gt,
+        ultralytics=_key_values(hyp or [], "--hyp"),
     )
     res = train(dataset, student=student, out=out, config=cfg)
     m = res.metrics
@@ -234,7 +252,8 @@ def prune_cmd(
     rounds: Annotated[int, typer.Option(help="Prune gradually in this many cut + recover rounds.")] = 1,
     round_to: Annotated[int, typer.Option(help="Keep channel counts multiples of this (8: faster kernels, coarser cut).")] = 1,
     no_kd: Annotated[bool, typer.Option("--no-kd", help="Recover without the unpruned model as teacher.")] = False,
-    batch: Annotated[int, typer.Option(help="Recovery batch size.")] = 16,
+    batch: Annotated[int, typer.Option(help="Recovery batch size (one optimizer step per batch).")] = 16,
+    lr0: Annotated[float, typer.Option(help="Recovery learning rate (AdamW, cosine decay).")] = 0.002,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or training logs.")] = False,
 ) -> None:
@@ -242,7 +261,8 @@ def prune_cmd(
     from autolabel.compress.pruning import PruneConfig, prune
 
     cfg = PruneConfig(ratio=ratio, target=target, keep=tuple(keep or ()), imgsz=imgsz, recover_epochs=recover_epochs,
-                      rounds=rounds, round_to=round_to, kd=not no_kd, batch=batch, device=device, progress=not quiet)
+                      rounds=rounds, round_to=round_to, kd=not no_kd, batch=batch, lr0=lr0, device=device,
+                      progress=not quiet)
     res = prune(model, out, data=data, config=cfg)
     r = res.report
 

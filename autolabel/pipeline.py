@@ -90,6 +90,7 @@ DEFAULTS: dict[str, Any] = {
         "recover_epochs": 10,
         "rounds": 1,
         "kd": True,
+        "lr0": 0.002,
     },
     "export": {
         "enabled": True,

@@ -84,7 +84,7 @@ def run_prune(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
 
     c, t = ctx["config"]["prune"], ctx["config"]["train"]
     cfg = PruneConfig(ratio=c["ratio"], target=c["target"], keep=tuple(c["keep"] or ()), round_to=c["round_to"],
-                      recover_epochs=c["recover_epochs"], rounds=c["rounds"], kd=c["kd"], imgsz=t["imgsz"], batch=t["batch"],
+                      recover_epochs=c["recover_epochs"], rounds=c["rounds"], kd=c["kd"], lr0=c["lr0"], imgsz=t["imgsz"], batch=t["batch"],
                       device=t["device"], workers=t["workers"], alpha=t["alpha"],
                       temperature=1.0 if t["temperature"] is None else float(t["temperature"]),
                       progress=ctx["progress"], ultralytics=dict(t["ultralytics"] or {}))

@@ -1,6 +1,10 @@
 """Does distillation help? Detection students on cctv_clinic, scored on held-out frames against HUMAN labels.
 
     python bench/students_kd.py [--epochs 10] [--imgsz 320] [--rows teacher hard soft kd human]
+                                [--hyp nbs=16 lr0=0.001 ...] [--tag _x]
+
+``--hyp``: Ultralytics train arguments given to every student row alike (``autolabel train --hyp``);
+``--tag``: write to ``bench/out/students_kd<tag>`` (the pool split and teacher labels are the same).
 
 1. Split ``../shared/data/cctv_clinic`` by camera-frame name (seeded, stratified by camera prefix) into a
    *pool* (what a user would label) and held-out *test* frames.
@@ -96,7 +100,14 @@ def main() -> None:
     ap.add_argument("--test-fraction", type=float, default=0.25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rows", nargs="+", default=["teacher", "hard", "soft", "kd", "human"])
+    ap.add_argument("--hyp", nargs="*", default=[], help="Ultralytics train arguments KEY=VALUE for every student")
+    ap.add_argument("--tag", default="")
     args = ap.parse_args()
+    global WORK
+    WORK = OUT / f"students_kd{args.tag}"
+    import yaml
+
+    hyp = {k: yaml.safe_load(v) for k, _, v in (h.partition("=") for h in args.hyp)}
     warnings.simplefilter("ignore")
     data = need(SHARED / "data" / "cctv_clinic", "cctv_clinic")
     v8 = str(need(SHARED / "weights" / "yolov8n.pt", "yolov8n.pt"))
@@ -118,9 +129,10 @@ def main() -> None:
     if "soft_low" in args.rows:  # the same teacher keeping its low-confidence boxes too (as soft targets)
         label(pool_dir / "images", ONTOLOGY, teacher, ds_low,
               LabelConfig(progress=False, val_fraction=0.2, seed=args.seed, conf=0.1))
-    common = (f"--epochs {args.epochs} --imgsz {args.imgsz} --batch {args.batch} --student {v8}")
+    common = (f"--epochs {args.epochs} --imgsz {args.imgsz} --batch {args.batch} --student {v8}"
+              f" --hyp close_mosaic={max(1, args.epochs // 3)}" + "".join(f" --hyp {h}" for h in args.hyp))
     base = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=2, seed=args.seed,
-                       close_mosaic=max(1, args.epochs // 3), progress=False, overwrite=True)
+                       close_mosaic=max(1, args.epochs // 3), progress=False, overwrite=True, ultralytics=hyp)
     plans = {
         "hard": ("yolov8n on the teacher's hard labels", ds, {"hard_only": True}, f"autolabel train {ds} {common} --hard-only"),
         "soft": ("yolov8n on hard + soft labels (α 0.5, T 1)", ds, {}, f"autolabel train {ds} {common}"),

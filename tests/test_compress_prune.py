@@ -100,6 +100,12 @@ def test_prune_with_kd_recovery_writes_report_and_exports(trained, tmp_path):
         assert 0.0 <= rep[k]["mAP50-95"] <= 1.0
     settings = json.loads((out / "autolabel_train.json").read_text())
     assert settings["keep_architecture"] is True and settings["kd_weight"] > 0 and settings["hint_weight"] > 0
+    # recovery steps the optimizer on every batch at the recovery LR (no accumulation to Ultralytics' nbs 64);
+    # the user's own Ultralytics arguments (warmup_epochs here) win
+    import yaml
+
+    args = yaml.safe_load((out / "args.yaml").read_text())
+    assert (args["nbs"], args["optimizer"], args["lr0"], args["warmup_epochs"]) == (8, "AdamW", 0.002, 0)
     # the recovered (pruned) model is still an Ultralytics checkpoint that exports and runs without torch
     b = export(res.recovered, tmp_path / "bundle", data=trained["ds"],
                config=ExportConfig(imgsz=64, int8=True, calib_images=4, evaluate=False, progress=False))

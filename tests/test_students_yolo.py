@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from autolabel.dataset import SIDECAR_FILE, DatasetWriter, read_records
 from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
@@ -443,10 +444,14 @@ def test_cli_hard_only_trains_on_a_plain_yolo_dataset(squares_ds, tmp_path, caps
     assert main(["train", str(ds), "--student", "test-yolo-tiny", "--out", str(tmp_path / "x"), "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "--hard-only" in err and "\n" not in err
-    assert main([*args, "--hard-only"]) == 0
+    assert main([*args, "--hyp", "nbs"]) == 2  # --hyp needs KEY=VALUE
+    assert "--hyp expects KEY=VALUE" in capsys.readouterr().err
+    assert main([*args, "--hard-only", "--hyp", "nbs=8", "--hyp", "lr0=0.003"]) == 0
     assert "mAP50-95" in capsys.readouterr().out
     m = json.loads((tmp_path / "hard" / "weights" / "metrics.json").read_text())
     assert m["distillation"]["hard_only"] is True and (tmp_path / "hard" / "weights" / "best.pt").is_file()
+    used = yaml.safe_load((tmp_path / "hard" / "args.yaml").read_text())  # --hyp reached Ultralytics, typed
+    assert used["nbs"] == 8 and used["lr0"] == 0.003
 
 
 # --------------------------------------------------------------------------------------------------------------

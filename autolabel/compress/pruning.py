@@ -64,6 +64,10 @@ class PruneConfig:
             recovery epochs (small steps damage less than one big cut; 1 = one shot, then recover).
         kd: recover with the unpruned model as online teacher (else plain fine-tuning on the labels).
         kd_weight, hint_weight, alpha, temperature: see :class:`autolabel.students.yolo.TrainConfig`.
+        lr0, optimizer: the recovery optimizer. Every batch is one optimizer step (``nbs = batch``) and the
+            warm-up lasts at most one epoch: Ultralytics' defaults (gradients accumulated to a nominal batch
+            of 64, three warm-up epochs, ``optimizer=auto`` picking AdamW at ``0.01 / (4 + nc)``) leave a
+            few-hundred-image dataset a few dozen small steps in ten epochs, too few to recover a pruned net.
         batch, device, workers: recovery training and validation.
         evaluate: val-split mAP (against the dataset's labels) before and after.
         progress: progress bars and training logs.
@@ -83,6 +87,8 @@ class PruneConfig:
     hint_weight: float = 1.0
     alpha: float = 0.5
     temperature: float = 1.0
+    lr0: float = 0.002
+    optimizer: str = "AdamW"
     batch: int = 16
     device: str = "auto"
     workers: int = 2
@@ -102,6 +108,8 @@ class PruneConfig:
         if int(self.rounds) > max(1, int(self.recover_epochs)):
             raise ConfigError(f"rounds ({self.rounds}) needs at least one recovery epoch each (recover_epochs "
                               f"{self.recover_epochs})")
+        if not float(self.lr0) > 0:
+            raise ConfigError(f"lr0 must be > 0, found {self.lr0}")
         if int(self.steps) < 1 or int(self.round_to) < 1:
             raise ConfigError(f"steps and round_to must be >= 1, found {self.steps}, {self.round_to}")
 
@@ -438,6 +446,14 @@ def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float
     return {"mAP50-95": round(float(m.box.map), 5), "mAP50": round(float(m.box.map50), 5)}
 
 
+def recovery_args(config: PruneConfig, epochs: int) -> dict[str, Any]:
+    """Ultralytics training arguments of one recovery run (the user's ``config.ultralytics`` win)."""
+    args: dict[str, Any] = {"optimizer": config.optimizer, "lr0": float(config.lr0), "nbs": int(config.batch),
+                            "warmup_epochs": min(1.0, max(0.0, epochs - 1.0)), "cos_lr": True}
+    args.update(dict(config.ultralytics or {}))
+    return args
+
+
 def _save(model: Any, path: Path, names: dict[int, str], meta: dict[str, Any]) -> None:
     m = deepcopy(model).half().cpu().eval()  # half, as Ultralytics saves its checkpoints (loaders call .float())
     for p in m.parameters():
@@ -530,7 +546,7 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
                 workers=config.workers, hard_only=not soft_ok, alpha=config.alpha, temperature=config.temperature,
                 kd_teacher=original if config.kd else None, kd_weight=config.kd_weight,
                 hint_weight=config.hint_weight, close_mosaic=max(1, epochs // 3), overwrite=True,
-                progress=config.progress, ultralytics=dict(config.ultralytics or {}),
+                progress=config.progress, ultralytics=recovery_args(config, epochs),
             )
             res = train(data_p, student=student, out=out, config=tcfg)
             recovered = res.best if res.best.is_file() else res.last
