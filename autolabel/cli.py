@@ -241,8 +241,8 @@ def run_cmd(
 
 @app.command("prune")
 def prune_cmd(
-    model: Annotated[Path, typer.Argument(help="YOLO checkpoint (.pt) or an `autolabel train` output folder.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder (pruned.pt, weights/best.pt, prune_report.json).")],
+    model: Annotated[Path, typer.Argument(help="YOLO or train-classifier checkpoint (.pt), or a training output folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (pruned.pt, weights/best.pt or recover/best.pt, prune_report.json).")],
     data: Annotated[Path | None, typer.Option("--data", help="The auto-labeled dataset: recovery training and val mAP.")] = None,
     ratio: Annotated[float, typer.Option(help="Fraction of FLOPs (or --target params) to remove.")] = 0.5,
     target: Annotated[str, typer.Option(help="flops or params.")] = "flops",
@@ -257,7 +257,11 @@ def prune_cmd(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or training logs.")] = False,
 ) -> None:
-    """Prune a student's channels (torch-pruning) and recover it by distillation from the unpruned model."""
+    """Prune a student's channels (torch-pruning) and recover it by distillation from the unpruned model.
+
+    YOLO detectors and train-classifier checkpoints (MobileNetV3 …); for classifiers --imgsz and --batch
+    come from the checkpoint.
+    """
     from autolabel.compress.pruning import PruneConfig, prune
 
     cfg = PruneConfig(ratio=ratio, target=target, keep=tuple(keep or ()), imgsz=imgsz, recover_epochs=recover_epochs,
@@ -272,10 +276,17 @@ def prune_cmd(
                f"FLOPs {d.get('flops', r['pruned']['flops']) / 1e9:6.2f}G{acc}"
 
     typer.echo(f"pruned {r['model']} -> {res.pruned}")
-    typer.echo(line("original", r["original"]))
-    typer.echo(line("pruned", r["pruned"]))
-    if "recovered" in r:
-        typer.echo(line("recovered", r["recovered"]) + f"  ({res.recovered})")
+    if r.get("task") == "classify":
+        for k in ("original", "pruned", "recovered"):
+            if k in r:
+                top1 = r[k].get("val_top1_teacher")
+                typer.echo(f"  {k:<10} params {r[k]['params'] / 1e6:6.2f}M  FLOPs {r[k]['flops'] / 1e9:6.3f}G"
+                           + (f"  val top-1 {top1:.4f}" if top1 is not None else ""))
+    else:
+        typer.echo(line("original", r["original"]))
+        typer.echo(line("pruned", r["pruned"]))
+        if "recovered" in r:
+            typer.echo(line("recovered", r["recovered"]) + f"  ({res.recovered})")
     typer.echo(f"export it: autolabel export {res.recovered or res.pruned} --int8 --data DATASET --out bundle/")
 
 
@@ -297,8 +308,25 @@ def export_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Export a student to an ONNX bundle (FP32, optional FP16/INT8) that autolabel.runtime runs without torch."""
-    from autolabel.compress.bundle import ExportConfig, export, export_ssdlite, is_ssdlite_checkpoint
+    from autolabel.compress.bundle import (
+        ExportConfig,
+        export,
+        export_classifier,
+        export_ssdlite,
+        is_ssdlite_checkpoint,
+    )
+    from autolabel.compress.pruning import classifier_checkpoint
 
+    cls_ckpt = classifier_checkpoint(model)
+    if cls_ckpt is not None:  # a train-classifier (or pruned classifier) checkpoint: a classification bundle
+        if format_ != ["onnx"]:
+            raise ConfigError("classifiers export to ONNX only (--format onnx)")
+        cres = export_classifier(cls_ckpt, out, data=data, int8=int8, calib_images=calib_images,
+                                 calib_method=calib_method, opset=opset, progress=not quiet)
+        typer.echo(f"bundle -> {cres.bundle}")
+        for k, p in cres.files.items():
+            typer.echo(f"  {k:<5} {p.name:<20} {p.stat().st_size / 1e6:7.2f} MB")
+        return
     if is_ssdlite_checkpoint(model):
         if format_ != ["onnx"]:
             raise ConfigError("SSDLite students export to ONNX only (--format onnx)")

@@ -78,8 +78,6 @@ def run_train(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
 
 
 def run_prune(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
-    if ctx["config"]["task"] == "classify":
-        raise ConfigError("pruning in a classification pipeline is not supported yet; set prune.enabled: false")
     from autolabel.compress.pruning import PruneConfig, prune
 
     c, t = ctx["config"]["prune"], ctx["config"]["train"]
@@ -105,7 +103,7 @@ def run_export(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
     if ctx["config"]["task"] == "classify":
         from autolabel.compress.bundle import export_classifier
 
-        res = export_classifier(_done(ctx, "train")["best"], out, data=_done(ctx, "label")["dataset"],
+        res = export_classifier(_final_model(ctx), out, data=_done(ctx, "label")["dataset"],
                                 int8=c["int8"], calib_images=c["calib_images"], calib_method=c["calib_method"],
                                 progress=ctx["progress"])
     else:

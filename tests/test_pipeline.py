@@ -106,12 +106,14 @@ def test_classification_pipeline(files, tmp_path):
         "name": "cls", "task": "classify", "ontology": str(files["onto"]),
         "label": {"teacher": "test-squares", "val_fraction": 0.3},
         "train": {"student": "mobilenet_v3_small", "epochs": 1, "imgsz": 32, "batch": 8, "device": "cpu"},
-        "prune": {"enabled": False},
+        "prune": {"ratio": 0.3, "recover_epochs": 1},
         "export": {"int8": True, "calib_images": 4},
     }))
     res = Pipeline.from_yaml(cfg).run([files["src"]], tmp_path / "run", progress=False)
-    assert res.stages["prune"]["status"] == "disabled"
+    pr = json.loads((tmp_path / "run" / "prune" / "prune_report.json").read_text())
+    assert pr["task"] == "classify" and pr["pruned"]["params"] < pr["original"]["params"]
     clf = load_bundle(res.bundle)
+    assert clf.meta["parameters"] == pr["pruned"]["params"]  # the bundle holds the pruned, recovered model
     probs = clf.classify([np.zeros((40, 50, 3), np.uint8)])
     assert clf.task == "classify" and probs.shape == (1, 2) and np.isclose(probs.sum(), 1.0, atol=1e-4)
     assert "top1" in res.report.read_text()

@@ -301,3 +301,46 @@ def test_cli_train_classifier_with_and_without_kd(squares, tmp_path, capsys):
     assert json.dumps(kd) != json.dumps(ce)
     assert main([*base, "--out", str(tmp_path / "x"), "--model", "not_a_model"]) == 2
     assert "not_a_model" in capsys.readouterr().err
+    # the classifier through prune and export, as a user types it
+    assert main(["prune", str(tmp_path / "kd"), "--ratio", "0.3", "--data", str(squares), "--out", str(tmp_path / "p"),
+                 "--recover-epochs", "1", "--device", "cpu", "-q"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "val top-1" in out and "recovered" in out
+    assert main(["export", str(tmp_path / "p" / "recover"), "--int8", "--data", str(squares), "--calib-images", "4",
+                 "--out", str(tmp_path / "b"), "-q"]) == 0, capsys.readouterr().err
+    assert "int8" in capsys.readouterr().out and (tmp_path / "b" / "model_int8.onnx").is_file()
+
+
+def test_prune_classifier_shrinks_keeps_classes_recovers_with_online_kd_and_exports(squares, tmp_path, monkeypatch):
+    from autolabel.compress.bundle import export_classifier
+    from autolabel.compress.pruning import PruneConfig, prune
+    from autolabel.runtime import load_bundle
+
+    trained = train_classifier(squares, tmp_path / "cls", ClassifierConfig(**TINY, epochs=1))
+    seen = []  # the recovery's KD term gets the unpruned model's logits (online), not the dataset's scores
+    real = HintonKD.forward
+
+    def spy(self, student_logits, teacher_logits=None, targets=None, teacher_probs=None):
+        seen.append((teacher_logits is not None, teacher_probs is None))
+        return real(self, student_logits, teacher_logits, targets, teacher_probs)
+
+    monkeypatch.setattr(HintonKD, "forward", spy)
+    cfg = PruneConfig(ratio=0.4, recover_epochs=1, device="cpu", progress=False)
+    res = prune(tmp_path / "cls", tmp_path / "p", data=squares, config=cfg)  # the run folder works, like YOLO's
+    rep = json.loads((tmp_path / "p" / "prune_report.json").read_text())
+    assert rep["task"] == "classify" and rep["pruned"]["flops"] <= 0.62 * rep["original"]["flops"]
+    assert rep["pruned"]["params"] < rep["original"]["params"]
+    for k in ("original", "pruned"):
+        assert 0 <= rep[k]["val_top1_teacher"] <= 1
+    assert seen and all(a and b for a, b in seen)
+    assert rep["recovered"]["kd_from_unpruned"] is True and res.recovered.is_file()
+    small, big = load_classifier(res.recovered), load_classifier(trained.best)  # rebuilt with fewer channels
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n(small.model) == rep["pruned"]["params"] < n(big.model)
+    img = [np.full((20, 30, 3), 90, np.uint8)]
+    assert small.predict(img).shape == (1, 2)
+    b = export_classifier(res.recovered, tmp_path / "bundle", data=squares, int8=True, calib_images=4, progress=False)
+    for m in ("fp32", "int8"):
+        assert load_bundle(b.bundle, model=m).classify(img).shape == (1, 2)
+    with pytest.raises(ConfigError, match="kd_teacher needs kd=True"):
+        train_classifier(squares, tmp_path / "x", ClassifierConfig(**TINY, epochs=1, kd=False, kd_teacher=str(trained.best)))

@@ -802,6 +802,7 @@ def _from_state_dict(name: str, num_classes: int, path: Path) -> nn.Module:
         raise ConfigError(f"'{path}' does not hold a state dict")
     model = get_model(name, weights=None, **({"num_classes": n_old} if n_old else {}))
     n_old = n_old or _num_outputs(model)
+    fit_to_state_dict(model, sd)  # e.g. a pruned autolabel checkpoint
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
@@ -809,6 +810,39 @@ def _from_state_dict(name: str, num_classes: int, path: Path) -> nn.Module:
     if n_old != num_classes and _replace_head(model, n_old, num_classes) == 0:
         raise ConfigError(f"cannot find the classification layer of '{name}' to replace")
     return model
+
+
+def fit_to_state_dict(model: nn.Module, sd: Mapping[str, Tensor]) -> int:
+    """Resize ``model``'s Conv2d / BatchNorm / Linear layers to the shapes in ``sd``; how many were resized.
+
+    A channel-pruned classifier (:func:`autolabel.compress.pruning.prune_classifier`) is saved as a plain
+    state dict of its torchvision architecture with fewer channels; this rebuilds that architecture from
+    the name, so checkpoints stay ``weights_only`` loadable. Depthwise convolutions keep ``groups`` equal to
+    their channel count.
+    """
+    n = 0
+    for name, m in list(model.named_modules()):
+        w = sd.get(f"{name}.weight" if name else "weight")
+        if w is None or not hasattr(m, "weight") or m.weight is None or tuple(w.shape) == tuple(m.weight.shape):
+            continue
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        if isinstance(m, nn.Conv2d):
+            depthwise = m.groups > 1 and m.groups == m.in_channels == m.out_channels
+            out_c = int(w.shape[0])
+            groups = out_c if depthwise else m.groups
+            new: nn.Module = nn.Conv2d(int(w.shape[1]) * groups, out_c, m.kernel_size, m.stride, m.padding,
+                                       m.dilation, groups, bias=m.bias is not None, padding_mode=m.padding_mode)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            new = type(m)(int(w.shape[0]), eps=m.eps, momentum=m.momentum, affine=m.affine,
+                          track_running_stats=m.track_running_stats)
+        elif isinstance(m, nn.Linear):
+            new = nn.Linear(int(w.shape[1]), int(w.shape[0]), bias=m.bias is not None)
+        else:
+            continue
+        setattr(parent, attr, new)
+        n += 1
+    return n
 
 
 def _num_outputs(model: nn.Module) -> int:
@@ -859,6 +893,9 @@ class ClassifierConfig:
             model's own. torchvision's MobileNetV3 uses 0.01, tuned for ImageNet-length runs: after the few
             hundred steps of a small dataset its running statistics are still mostly their initial values and
             eval-mode predictions collapse to one class. 0.1 (PyTorch's default) avoids that.
+        kd_teacher: an autolabel classifier checkpoint (same classes) distilled *online*: its logits on each
+            training batch replace the dataset's teacher scores in the KD term (e.g. the unpruned model
+            teaching its pruned copy, :func:`autolabel.compress.pruning.prune_classifier`).
         resume: continue from ``out/last.pt`` when it exists (else start fresh); ``False`` starts over.
         progress: draw a progress bar.
     """
@@ -883,6 +920,7 @@ class ClassifierConfig:
     zero_rows: str = "onehot"
     augment: bool = True
     bn_momentum: float | None = 0.1
+    kd_teacher: str | None = None
     resume: bool = False
     progress: bool = True
 
@@ -1032,7 +1070,8 @@ def _save(path: Path, obj: dict[str, Any]) -> None:
 
 
 _RESUME_KEYS = ("model", "imgsz", "kd", "temperature", "alpha", "lr", "weight_decay", "batch", "seed",
-                "context", "min_box", "max_per_class", "zero_rows", "augment", "warmup_epochs", "bn_momentum")
+                "context", "min_box", "max_per_class", "zero_rows", "augment", "warmup_epochs", "bn_momentum",
+                "kd_teacher")
 
 
 def train_classifier(
@@ -1098,6 +1137,7 @@ def train_classifier(
         model, pretrained_used = build_classifier(cfg.model, len(names), cfg.pretrained)
     else:
         model, pretrained_used = build_classifier(cfg.model, len(names), False)
+        fit_to_state_dict(model, state["model"])
         model.load_state_dict(state["model"])
         pretrained_used = state.get("pretrained_used")
     if cfg.bn_momentum is not None:
@@ -1117,6 +1157,16 @@ def train_classifier(
     model.train()
 
     loss_fn = classification_loss(cfg)
+    teacher = None
+    if cfg.kd_teacher is not None:
+        if not cfg.kd:
+            raise ConfigError("kd_teacher needs kd=True (it is distilled through the KD term)")
+        tclf = load_classifier(cfg.kd_teacher, device=str(device))
+        if list(tclf.names) != list(names):
+            raise ConfigError(f"kd_teacher '{cfg.kd_teacher}' predicts {tclf.names}, the dataset has {names}")
+        teacher = tclf.model.float().eval()
+        for q in teacher.parameters():
+            q.requires_grad_(False)
     drop_last = len(train_ds) > cfg.batch  # a batch of 1 breaks BatchNorm in small feature maps
     steps = len(train_ds) // cfg.batch if drop_last else 1
     total_steps = steps * cfg.epochs
@@ -1165,7 +1215,12 @@ def train_classifier(
             for x, y, p in loader:
                 x, y, p = x.to(device), y.to(device), p.to(device)
                 logits = _logits(model(x))
-                loss = loss_fn(logits, targets=y, teacher_probs=p)
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_logits = _logits(teacher(x)).float()
+                    loss = loss_fn(logits, teacher_logits=t_logits, targets=y)
+                else:
+                    loss = loss_fn(logits, targets=y, teacher_probs=p)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -1295,6 +1350,7 @@ def load_classifier(path: str | Path, device: str = "cpu") -> LoadedClassifier:
     name = ckpt["model_name"]
     _check_model_name(name)
     model = get_model(name, weights=None, num_classes=int(ckpt["num_classes"]))
+    fit_to_state_dict(model, ckpt["model"])  # pruned checkpoints have fewer channels
     missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
     # pretrained GoogLeNet/Inception drop their auxiliary heads; nothing else may differ
     if unexpected or any(not k.startswith(("aux", "AuxLogits")) for k in missing):
