@@ -332,6 +332,28 @@ def recalibrate_batchnorm(model: Any, images: torch.Tensor, batch: int = 8) -> N
         model.train(was)
 
 
+def _bisect_channel_ratio(pruned_copy: Any, config: PruneConfig, ops0: int, params0: int) -> tuple[Any, float, int]:
+    """``(best, channel_ratio, trials)``: the smallest channel ratio whose pruned copy meets the FLOPs/params goal.
+
+    ``pruned_copy(r)`` returns ``(model, flops, params)`` of a copy pruned at channel ratio ``r``; ``best`` is
+    that tuple for the ratio found (None when even 0.9 misses the goal). Stops early within 2 % of the goal.
+    """
+    goal = 1.0 - float(config.ratio)
+    share = (lambda ops, params: ops / ops0) if config.target == "flops" else (lambda ops, params: params / params0)
+    lo, hi, best, trials = 0.0, 0.9, None, 0
+    for _ in range(int(config.steps)):
+        mid = (lo + hi) / 2
+        m, ops, params = pruned_copy(mid)
+        trials += 1
+        if share(ops, params) <= goal:
+            best, hi = (m, ops, params), mid
+        else:
+            lo = mid
+        if best is not None and goal - 0.02 <= share(best[1], best[2]):
+            break
+    return best, hi, trials
+
+
 def prune_model(model: Any, config: PruneConfig, images: torch.Tensor | None = None,
                 recalibrate_bn: bool = True) -> dict[str, Any]:
     """Prune a DetectionModel in place (C2f blocks split first) to ``config.ratio``; before/after counts.
@@ -352,7 +374,6 @@ def prune_model(model: Any, config: PruneConfig, images: torch.Tensor | None = N
     dev = next(model.parameters()).device
     x = torch.zeros(1, 3, config.imgsz, config.imgsz, device=dev)
     ops0, params0 = count_flops_params(model, config.imgsz)
-    goal = 1.0 - float(config.ratio)
     real = images is not None
     if images is None:  # no data: statistics of noise (poor); never recalibrate BatchNorm on it
         images = torch.rand(4, 3, config.imgsz, config.imgsz, generator=torch.Generator().manual_seed(0))
@@ -375,18 +396,7 @@ def prune_model(model: Any, config: PruneConfig, images: torch.Tensor | None = N
     # One-shot pruning with the same channel ratio in every layer (iterating tiny steps with round_to would
     # strip round_to channels from every layer per step and gut the narrow early ones). The channel ratio
     # that meets the FLOPs / parameter target is found by bisection on copies.
-    lo, hi, best, steps = 0.0, 0.9, None, 0
-    for _ in range(int(config.steps)):
-        mid = (lo + hi) / 2
-        m, ops, params = pruned_copy(mid)
-        steps += 1
-        cur = ops / ops0 if config.target == "flops" else params / params0
-        if cur <= goal:
-            best, hi = (m, ops, params), mid
-        else:
-            lo = mid
-        if best is not None and (goal - 0.02) <= (best[1] / ops0 if config.target == "flops" else best[2] / params0):
-            break
+    best, hi, steps = _bisect_channel_ratio(pruned_copy, config, ops0, params0)
     if best is None:
         raise ConfigError(f"cannot remove {config.ratio:.0%} of the {config.target} with the layers kept whole "
                           f"({list(config.keep)} and the Detect head); lower --ratio")
@@ -627,7 +637,6 @@ def prune_classifier(model: str | Path, out: str | Path, data: str | Path | None
     x = torch.zeros(1, 3, size, size)
     ops0, params0 = (int(v) for v in tp.utils.count_ops_and_params(net, x))
     head = [m for m in net.modules() if isinstance(m, nn.Linear)][-1:]
-    goal = 1.0 - float(config.ratio)
 
     def pruned_copy(channel_ratio: float) -> tuple[nn.Module, int, int]:
         m = deepcopy(net)
@@ -637,17 +646,7 @@ def prune_classifier(model: str | Path, out: str | Path, data: str | Path | None
         ops, params = tp.utils.count_ops_and_params(m, x)
         return m, int(ops), int(params)
 
-    lo, hi, best = 0.0, 0.9, None
-    for _ in range(int(config.steps)):
-        mid = (lo + hi) / 2
-        m, ops, params = pruned_copy(mid)
-        cur = ops / ops0 if config.target == "flops" else params / params0
-        if cur <= goal:
-            best, hi = (m, ops, params), mid
-        else:
-            lo = mid
-        if best is not None and goal - 0.02 <= (best[1] / ops0 if config.target == "flops" else best[2] / params0):
-            break
+    best, hi, _ = _bisect_channel_ratio(pruned_copy, config, ops0, params0)
     if best is None or not head:
         raise ConfigError(f"cannot remove {config.ratio:.0%} of the {config.target} of '{src}'; lower --ratio")
     pruned, ops, params = best
