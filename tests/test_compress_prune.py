@@ -106,6 +106,7 @@ def test_prune_with_kd_recovery_writes_report_and_exports(trained, tmp_path):
 
     args = yaml.safe_load((out / "args.yaml").read_text())
     assert (args["nbs"], args["optimizer"], args["lr0"], args["warmup_epochs"]) == (8, "AdamW", 0.002, 0)
+    assert args["warmup_bias_lr"] == 0.0
     # the recovered (pruned) model is still an Ultralytics checkpoint that exports and runs without torch
     b = export(res.recovered, tmp_path / "bundle", data=trained["ds"],
                config=ExportConfig(imgsz=64, int8=True, calib_images=4, evaluate=False, progress=False))

@@ -66,7 +66,9 @@ class PruneConfig:
         kd: recover with the unpruned model as online teacher (else plain fine-tuning on the labels).
         kd_weight, hint_weight, alpha, temperature: see :class:`autolabel.students.yolo.TrainConfig`.
         lr0, optimizer: the recovery optimizer. Every batch is one optimizer step (``nbs = batch``) and the
-            warm-up lasts at most one epoch: Ultralytics' defaults (gradients accumulated to a nominal batch
+            warm-up lasts at most one epoch, biases included (Ultralytics starts them at 0.1, harmless for
+            SGD from scratch, a jolt for AdamW on a trained net; it zeroes that only when it picks AdamW
+            itself). Ultralytics' defaults (gradients accumulated to a nominal batch
             of 64, three warm-up epochs, ``optimizer=auto`` picking AdamW at ``0.01 / (4 + nc)``) leave a
             few-hundred-image dataset a few dozen small steps in ten epochs, too few to recover a pruned net.
         batch, device, workers: recovery training and validation.
@@ -460,7 +462,7 @@ def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float
 def recovery_args(config: PruneConfig, epochs: int) -> dict[str, Any]:
     """Ultralytics training arguments of one recovery run (the user's ``config.ultralytics`` win)."""
     args: dict[str, Any] = {"optimizer": config.optimizer, "lr0": float(config.lr0), "nbs": int(config.batch),
-                            "warmup_epochs": min(1.0, max(0.0, epochs - 1.0)), "cos_lr": True}
+                            "warmup_epochs": min(1.0, max(0.0, epochs - 1.0)), "warmup_bias_lr": 0.0, "cos_lr": True}
     args.update(dict(config.ultralytics or {}))
     return args
 
