@@ -371,6 +371,8 @@ def test_train_tiny_student_writes_weights_and_metrics(squares_ds, tmp_path):
     assert len(rows) == 2 and all(float(r["train/cls_loss"]) > 0 for r in rows)
     settings = json.loads((res.out / "autolabel_train.json").read_text())
     assert settings["alpha"] == 0.5 and settings["hard_only"] is False
+    used = yaml.safe_load((res.out / "args.yaml").read_text())  # autolabel's fine-tuning schedule by default
+    assert (used["nbs"], used["optimizer"], used["lr0"], used["cos_lr"]) == (8, "AdamW", 0.001, True)
     with pytest.raises(ConfigError, match="--resume"):
         train(squares_ds, "test-yolo-tiny", tmp_path / "run", _cfg(epochs=2))
 
@@ -446,12 +448,14 @@ def test_cli_hard_only_trains_on_a_plain_yolo_dataset(squares_ds, tmp_path, caps
     assert err.startswith("error: ") and "--hard-only" in err and "\n" not in err
     assert main([*args, "--hyp", "nbs"]) == 2  # --hyp needs KEY=VALUE
     assert "--hyp expects KEY=VALUE" in capsys.readouterr().err
-    assert main([*args, "--hard-only", "--hyp", "nbs=8", "--hyp", "lr0=0.003"]) == 0
+    assert main([*args, "--hard-only", "--hyp", "nbs=4", "--hyp", "lr0=0.003"]) == 0
     assert "mAP50-95" in capsys.readouterr().out
     m = json.loads((tmp_path / "hard" / "weights" / "metrics.json").read_text())
     assert m["distillation"]["hard_only"] is True and (tmp_path / "hard" / "weights" / "best.pt").is_file()
     used = yaml.safe_load((tmp_path / "hard" / "args.yaml").read_text())  # --hyp reached Ultralytics, typed
-    assert used["nbs"] == 8 and used["lr0"] == 0.003
+    assert used["nbs"] == 4 and used["lr0"] == 0.003
+    # the rest of autolabel's fine-tuning schedule stays (AdamW stepped every batch, cosine, bias warm-up from 0)
+    assert (used["optimizer"], used["cos_lr"], used["warmup_bias_lr"]) == ("AdamW", True, 0.0)
 
 
 # --------------------------------------------------------------------------------------------------------------

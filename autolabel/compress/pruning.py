@@ -461,8 +461,10 @@ def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float
 
 def recovery_args(config: PruneConfig, epochs: int) -> dict[str, Any]:
     """Ultralytics training arguments of one recovery run (the user's ``config.ultralytics`` win)."""
-    args: dict[str, Any] = {"optimizer": config.optimizer, "lr0": float(config.lr0), "nbs": int(config.batch),
-                            "warmup_epochs": min(1.0, max(0.0, epochs - 1.0)), "warmup_bias_lr": 0.0, "cos_lr": True}
+    from autolabel.students.yolo import FINE_TUNE
+
+    args: dict[str, Any] = {**FINE_TUNE, "optimizer": config.optimizer, "lr0": float(config.lr0), "nbs": int(config.batch),
+                            "warmup_epochs": min(1.0, max(0.0, epochs - 1.0))}
     args.update(dict(config.ultralytics or {}))
     return args
 
