@@ -259,3 +259,31 @@ def test_int8_of_real_coco_weights_still_detects(tmp_path, bus_image, assets_dir
         assert found[m].count("person") >= 3 and "bus" in found[m], (m, found[m])
     assert abs(len(found["int8"]) - len(found["fp32"])) <= 2, found
     assert (ROOT / "autolabel" / "runtime.py").read_text() == (res.bundle / "autolabel_runtime.py").read_text()
+
+
+def test_int8_calibration_survives_a_near_constant_activation(tmp_path):
+    """onnxruntime's histogram calibrators raise on a tensor spanning fewer float32 steps than their bins."""
+    import torch
+
+    from autolabel.compress.bundle import _quantize_qdq
+
+    class Flat(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x * 1e-5 + 5.0)  # the input of the conv is ~constant
+
+    src = tmp_path / "flat.onnx"
+    torch.onnx.export(Flat().eval(), (torch.rand(1, 3, 16, 16),), str(src), input_names=["images"], opset_version=17,
+                      dynamo=False)
+    rng = np.random.default_rng(0)
+
+    def feeds():
+        return ({"images": rng.random((1, 3, 16, 16), dtype=np.float32)} for _ in range(4))
+
+    with pytest.warns(UserWarning, match="calibrated with minmax"):
+        used = _quantize_qdq(src, tmp_path / "int8.onnx", feeds, "percentile")
+    assert used == "minmax" and (tmp_path / "int8.onnx").is_file()
+    assert _quantize_qdq(src, tmp_path / "int8b.onnx", feeds, "minmax") == "minmax"

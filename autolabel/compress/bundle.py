@@ -29,6 +29,7 @@ import random
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -269,10 +270,13 @@ class _Calibration:
 
 def _quantize_qdq(src: Path, dest: Path, feeds: Callable[[], Iterator[dict[str, np.ndarray]]], method: str,
                   excluded: Sequence[str] = (), per_channel: bool = True,
-                  extra: dict[str, Any] | None = None) -> None:
+                  extra: dict[str, Any] | None = None) -> str:
     """onnxruntime static QDQ quantization (int8 per-channel weights, uint8 activations) of ``src``.
 
     ``feeds()`` starts a fresh pass over the calibration inputs (onnxruntime rewinds for some methods).
+    Returns the calibration method used: onnxruntime's histogram methods (percentile, entropy) fail on a
+    tensor whose values span fewer float32 steps than their 2048 bins (a near-constant activation);
+    that model is then calibrated with minmax, with a warning.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -295,9 +299,21 @@ def _quantize_qdq(src: Path, dest: Path, feeds: Callable[[], Iterator[dict[str, 
         def rewind(self):  # noqa: D102
             self._it = feeds()
 
-    quantize_static(str(src), str(dest), _Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=methods[method], nodes_to_exclude=list(excluded), extra_options=extra or {})
+    def run(name: str) -> None:
+        quantize_static(str(src), str(dest), _Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[name], nodes_to_exclude=list(excluded), extra_options=extra or {})
+
+    try:
+        run(method)
+    except ValueError as e:
+        if method == "minmax" or "bins" not in str(e):
+            raise
+        warnings.warn(f"{method} calibration failed on a near-constant activation ({e}); calibrated with minmax",
+                      stacklevel=2)
+        run("minmax")
+        return "minmax"
+    return method
 
 
 def quantize_int8(src: Path, dest: Path, images: list[Path], imgsz: int, batch: int = 1, method: str = "minmax",
@@ -332,11 +348,11 @@ def quantize_int8(src: Path, dest: Path, images: list[Path], imgsz: int, batch: 
         if method == "percentile":
             extra["CalibPercentile"] = 99.99
         t0 = time.perf_counter()
-        _quantize_qdq(pre, dest, feeds, method, excluded, per_channel, extra)
+        used = _quantize_qdq(pre, dest, feeds, method, excluded, per_channel, extra)
     finally:
         reader.close()
         shutil.rmtree(tmpdir, ignore_errors=True)
-    return {"calibration_images": len(images), "method": method, "per_channel": per_channel,
+    return {"calibration_images": len(images), "method": used, "per_channel": per_channel,
             "float_nodes": len(excluded), "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -641,11 +657,11 @@ def export_classifier(model: str | Path, out: str | Path, data: str | Path | Non
         imgs = [data_p / r["image"] for r in recs if r.get("split") == "train"] or _dataset_images(data_p, None)
         random.Random(0).shuffle(imgs)
         det = load_bundle(out, model="fp32")
-        _quantize_qdq(files["fp32"], out / "model_int8.onnx",
-                      lambda: ({"images": det.preprocess([_read_rgb(p)])[0]} for p in imgs[: int(calib_images)]),
-                      calib_method)
+        used = _quantize_qdq(files["fp32"], out / "model_int8.onnx",
+                             lambda: ({"images": det.preprocess([_read_rgb(p)])[0]} for p in imgs[: int(calib_images)]),
+                             calib_method)
         files["int8"] = out / "model_int8.onnx"
-        info["int8"] = {"calibration_images": min(len(imgs), int(calib_images)), "method": calib_method}
+        info["int8"] = {"calibration_images": min(len(imgs), int(calib_images)), "method": used}
     meta["models"] = {k: v.name for k, v in files.items()}
     meta["export"] = info
     meta["files_bytes"] = {k: v.stat().st_size for k, v in files.items()}
@@ -767,10 +783,10 @@ def export_ssdlite(model: str | Path, out: str | Path, data: str | Path | None =
         det = load_bundle(out, model="fp32")
         g = onnx.load(str(files["fp32"])).graph
         decode = [n.name for n in g.node if not n.name.startswith(("/core/backbone", "/core/head"))]
-        _quantize_qdq(files["fp32"], out / "model_int8.onnx",
-                      lambda: ({"images": det.preprocess([_read_rgb(q)])[0]} for q in imgs), calib_method, decode)
+        used = _quantize_qdq(files["fp32"], out / "model_int8.onnx",
+                             lambda: ({"images": det.preprocess([_read_rgb(q)])[0]} for q in imgs), calib_method, decode)
         files["int8"] = out / "model_int8.onnx"
-        info["int8"] = {"calibration_images": len(imgs), "method": calib_method, "float_nodes": len(decode)}
+        info["int8"] = {"calibration_images": len(imgs), "method": used, "float_nodes": len(decode)}
     meta["models"] = {k: v.name for k, v in files.items()}
     meta["export"] = info
     meta["files_bytes"] = {k: v.stat().st_size for k, v in files.items()}
