@@ -667,8 +667,8 @@ def prune_classifier(model: str | Path, out: str | Path, data: str | Path | None
         "pruned": {"params": params, "flops": ops, "channel_ratio": round(hi, 4), "weights": str(pruned_pt)},
     }
     recovered = None
+    base = dict(ckpt.get("config") or {})  # the classifier's own training settings
     if config.recover_epochs > 0 and data is not None:
-        base = dict(ckpt.get("config") or {})
         ccfg = ClassifierConfig(
             model=clf.model_name, pretrained=str(pruned_pt), epochs=int(config.recover_epochs), imgsz=size,
             batch=int(base.get("batch", 64)), lr=float(config.lr0), kd=True,
@@ -683,7 +683,6 @@ def prune_classifier(model: str | Path, out: str | Path, data: str | Path | None
                                "kd_from_unpruned": bool(config.kd), "seconds": round(time.perf_counter() - t0, 1),
                                "params": params, "flops": ops, "val_top1_teacher": res.top1_teacher}
     if data is not None and config.evaluate:  # val top-1 against the teacher's labels, before and after pruning
-        base = dict(ckpt.get("config") or {})
         val = open_classification_dataset(data, "val", imgsz=size, context=float(base.get("context", 0.1)))
         if len(val):
             for key, m in (("original", net), ("pruned", pruned)):
