@@ -40,6 +40,7 @@ def label_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output dataset folder (resumed if it exists).")],
     batch_size: Annotated[int, typer.Option(help="Images per teacher forward pass.")] = 8,
     conf: Annotated[float | None, typer.Option(help="Override every class threshold (e.g. 0.001).")] = None,
+    uncertain_conf: Annotated[float | None, typer.Option(help="Also keep the teacher's boxes from this confidence up to their class threshold, as uncertain (soft-only) boxes in the sidecar, not in the labels (e.g. 0.1).")] = None,
     val: Annotated[float, typer.Option(help="Fraction of images (video: 60-s blocks) in the val split.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Split seed.")] = 0,
     agnostic_nms: Annotated[bool, typer.Option(help="Suppress overlapping boxes across classes too.")] = False,
@@ -60,8 +61,8 @@ def label_cmd(
     from autolabel.sources import SourceConfig
 
     cfg = LabelConfig(
-        batch_size=batch_size, val_fraction=val, seed=seed, conf=conf, agnostic_nms=agnostic_nms,
-        agnostic_iou=agnostic_iou, device=device, tta=tta, tile=tile, rescore=rescore, overwrite=overwrite,
+        batch_size=batch_size, val_fraction=val, seed=seed, conf=conf, uncertain_conf=uncertain_conf,
+        agnostic_nms=agnostic_nms, agnostic_iou=agnostic_iou, device=device, tta=tta, tile=tile, rescore=rescore, overwrite=overwrite,
         progress=not quiet,
         sources=SourceConfig(video_fps=None if stride else fps, video_stride=stride, dedup_threshold=dedup,
                              max_side=max_side),
@@ -72,6 +73,8 @@ def label_cmd(
                f"{s['labeled_this_run']} this run) with {s['boxes']} boxes -> {res.out}")
     for name, n in s["boxes_per_class"].items():
         typer.echo(f"  {name:<16}{n:>8}")
+    if s.get("uncertain_boxes"):
+        typer.echo(f"  + {s['uncertain_boxes']} uncertain boxes (below their class threshold; soft-only, sidecar only)")
     if s["skipped"]:
         typer.echo(f"skipped {len(s['skipped'])} input(s) (listed in {res.out / 'summary.json'}):")
         for item in s["skipped"][:10]:

@@ -8,7 +8,9 @@ Layout of an output folder::
       labels/{train,val}/ID.txt # YOLO boxes "class cx cy w h" (normalized), one line per box
       autolabel.json            # sidecar header: format version, ontology, teacher, class names, config
       autolabel.jsonl           # sidecar rows: one JSON record per image, boxes in the SAME ORDER as the
-                                # lines of its label file, with confidences and (N, C) soft scores
+                                # lines of its label file, with confidences and (N, C) soft scores; with
+                                # `uncertain_conf`, also the teacher's boxes below their class threshold
+                                # ("uncertain": xyxy, class_id, confidence, soft_scores; not in the labels)
       annotations.coco.json     # the same labels in COCO format, each annotation with its 'score'
       preview.jpg               # annotated samples
       summary.json              # images per split, skipped inputs with reasons, boxes per class
@@ -120,6 +122,16 @@ def check_dataset(root: str | Path, num_classes: int | None = None) -> dict[str,
                 f"{Path(root) / SIDECAR_FILE}: record {i} ({rec.get('id')}) soft scores do not match its "
                 f"boxes × {len(names)} classes"
             )
+        unc = rec.get("uncertain")
+        if unc is not None:
+            n = len(unc.get("xyxy", []))
+            if any(len(unc.get(k, [])) != n for k in ("class_id", "confidence", "soft_scores")) or any(
+                len(r) != len(names) for r in unc.get("soft_scores", [])
+            ):
+                raise DatasetError(
+                    f"{Path(root) / SIDECAR_FILE}: record {i} ({rec.get('id')}) 'uncertain' boxes, classes, "
+                    f"confidences and soft scores (× {len(names)} classes) do not match"
+                )
         if not (Path(root) / rec["label"]).is_file():
             raise DatasetError(f"'{root}': label file {rec['label']} of record {rec.get('id')} is missing")
     return meta
@@ -137,6 +149,7 @@ class WriteStats:
 
     images: int = 0
     boxes: int = 0
+    uncertain: int = 0
     per_split: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
 
 
@@ -246,12 +259,17 @@ class DatasetWriter:
         return frame_id in self.done
 
     # -- writing --------------------------------------------------------------------------------
-    def write_batch(self, frames: Sequence[Frame], detections: Sequence[sv.Detections]) -> None:
-        """Write images and labels of a batch, then commit their sidecar records."""
+    def write_batch(self, frames: Sequence[Frame], detections: Sequence[sv.Detections],
+                    uncertain: Sequence[sv.Detections] | None = None) -> None:
+        """Write images and labels of a batch, then commit their sidecar records.
+
+        ``uncertain``: per frame, the teacher's boxes below their class threshold; they go into the record's
+        ``uncertain`` field (same keys as the hard boxes) and not into the label file.
+        """
         import cv2
 
         lines: list[bytes] = []
-        for frame, det in zip(frames, detections):
+        for k, (frame, det) in enumerate(zip(frames, detections)):
             if frame.id in self.done:
                 continue
             split = assign_split(frame.group, self.val_fraction, self.seed)
@@ -295,6 +313,15 @@ class DatasetWriter:
                 "confidence": np.round(conf, 5).tolist(),
                 "soft_scores": np.round(soft, 5).tolist(),
             }
+            if uncertain is not None:
+                u = uncertain[k]
+                rec["uncertain"] = {
+                    "xyxy": np.round(u.xyxy.astype(np.float64), 2).tolist(),
+                    "class_id": u.class_id.astype(int).tolist(),
+                    "confidence": np.round(u.confidence.astype(float), 5).tolist(),
+                    "soft_scores": np.round(np.asarray(u.data[SOFT_SCORES], dtype=float), 5).tolist(),
+                }
+                self.stats.uncertain += len(u)
             lines.append(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
             self.done.add(frame.id)
             self.stats.images += 1
@@ -327,6 +354,7 @@ class DatasetWriter:
         names = self.ontology.names
         counts = {"train": 0, "val": 0}
         boxes_per_class = dict.fromkeys(names, 0)
+        uncertain_per_class = dict.fromkeys(names, 0)
         preview_recs: list[dict[str, Any]] = []
         coco_path = self.root / "annotations.coco.json"
         tmp_coco = coco_path.with_name(".annotations.coco.json.tmp")
@@ -340,6 +368,8 @@ class DatasetWriter:
                 counts[rec["split"]] += 1
                 for c in rec["class_id"]:
                     boxes_per_class[names[c]] += 1
+                for c in (rec.get("uncertain") or {}).get("class_id", []):
+                    uncertain_per_class[names[c]] += 1
                 if rec["class_id"] and len(preview_recs) < preview_count:
                     preview_recs.append(rec)
                 f.write(("" if first else ",") + json.dumps(
@@ -377,6 +407,8 @@ class DatasetWriter:
             "val": counts["val"],
             "boxes": sum(boxes_per_class.values()),
             "boxes_per_class": boxes_per_class,
+            **({"uncertain_boxes": sum(uncertain_per_class.values()), "uncertain_per_class": uncertain_per_class}
+               if any(uncertain_per_class.values()) else {}),
             "teacher": self.teacher,
             "labeled_this_run": self.stats.images,
             "skipped": [{"path": p, "reason": r} for p, r in skipped],

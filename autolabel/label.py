@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,10 @@ class LabelConfig:
         val_fraction: share of split groups (images, or 60-s blocks of video) put in ``val``.
         seed: split seed.
         conf: if set, replaces every class threshold (e.g. 0.001 to score a teacher's mAP).
+        uncertain_conf: also keep the teacher's boxes from this confidence up to their class threshold, as
+            *uncertain* boxes in the sidecar only (not in the label files): soft-label training uses them as
+            soft-only targets (their class target is the teacher's score, not 1) instead of treating those
+            objects as background; hard-label training never sees them. ``None`` keeps no such boxes.
         agnostic_nms: also suppress overlapping boxes of *different* classes (keeps the most confident).
         agnostic_iou: IoU of that class-agnostic NMS.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
@@ -67,6 +71,7 @@ class LabelConfig:
     val_fraction: float = 0.2
     seed: int = 0
     conf: float | None = None
+    uncertain_conf: float | None = None
     agnostic_nms: bool = False
     agnostic_iou: float = 0.7
     device: str = "auto"
@@ -88,6 +93,8 @@ class LabelConfig:
             raise ConfigError(f"val_fraction must be in [0, 1), found {self.val_fraction}")
         if self.conf is not None and not 0 <= self.conf <= 1:
             raise ConfigError(f"conf must be between 0 and 1, found {self.conf}")
+        if self.uncertain_conf is not None and not 0 < self.uncertain_conf <= 1:
+            raise ConfigError(f"uncertain_conf must be in (0, 1], found {self.uncertain_conf}")
         if not 0 < self.agnostic_iou <= 1:
             raise ConfigError(f"agnostic_iou must be in (0, 1], found {self.agnostic_iou}")
         if self.tile is not None and self.tile < 32:
@@ -117,11 +124,14 @@ def build_teacher(teacher: str | Sequence[str] | Teacher, ontology: Ontology, co
     from autolabel.teachers import Teacher as TeacherBase
     from autolabel.teachers import create_teacher
 
-    kwargs = {"device": config.device, "min_score": min(ontology.thresholds), "batch_size": config.batch_size}
+    floor = min(ontology.thresholds)
+    if config.uncertain_conf is not None:
+        floor = min(floor, config.uncertain_conf)
+    kwargs = {"device": config.device, "min_score": floor, "batch_size": config.batch_size}
     if isinstance(teacher, TeacherBase):
         t = teacher
-        if t.min_score > min(ontology.thresholds) + 1e-9:
-            t.min_score = min(ontology.thresholds)
+        if t.min_score > floor + 1e-9:
+            t.min_score = floor
     elif isinstance(teacher, str):
         t = create_teacher(teacher, ontology=ontology, **kwargs)
     else:
@@ -145,10 +155,17 @@ def build_teacher(teacher: str | Sequence[str] | Teacher, ontology: Ontology, co
     return t
 
 
-def postprocess(det: sv.Detections, ontology: Ontology, image_shape: tuple[int, ...], config: LabelConfig) -> sv.Detections:
-    """Per-class thresholds, optional class-agnostic NMS, boxes clipped to the image, degenerate ones dropped."""
+def postprocess(det: sv.Detections, ontology: Ontology, image_shape: tuple[int, ...], config: LabelConfig,
+                uncertain: bool = False) -> sv.Detections:
+    """Per-class thresholds, optional class-agnostic NMS, boxes clipped to the image, degenerate ones dropped.
+
+    ``uncertain=True``: the teacher's uncertain candidates instead — kept from ``config.uncertain_conf`` up.
+    """
     validate_soft_scores(det, len(ontology))
-    det = apply_class_thresholds(det, ontology.thresholds)
+    floor = ontology.thresholds
+    if uncertain:
+        floor = [min(t, config.uncertain_conf or 0.0) for t in floor]
+    det = apply_class_thresholds(det, floor)
     if config.agnostic_nms:
         det = nms(det, iou=config.agnostic_iou, class_agnostic=True)
     if len(det):
@@ -158,6 +175,22 @@ def postprocess(det: sv.Detections, ontology: Ontology, image_shape: tuple[int, 
         wh = det.xyxy[:, 2:] - det.xyxy[:, :2]
         det = det[(wh >= 1).all(1)]
     return det
+
+
+def _split_labels(hard: sv.Detections, unc: sv.Detections, ontology: Ontology, image_shape: tuple[int, ...],
+                  config: LabelConfig) -> tuple[sv.Detections, sv.Detections]:
+    """(hard labels, uncertain boxes) from a teacher's :meth:`~Teacher.predict_split` candidates: hard
+    candidates below their class threshold join the uncertain ones."""
+    import supervision as sv
+
+    below = hard
+    if len(hard):
+        thr = np.asarray(ontology.thresholds, dtype=np.float32)[hard.class_id]
+        below = hard[hard.confidence < thr]
+    labels = postprocess(hard, ontology, image_shape, config)
+    rest = [d for d in (below, unc) if len(d)]
+    unc = sv.Detections.merge(rest) if len(rest) > 1 else (rest[0] if rest else unc)
+    return labels, postprocess(unc, ontology, image_shape, replace(config, agnostic_nms=False), uncertain=True)
 
 
 def _batches(frames: Iterator[Frame], size: int, depth: int) -> Iterator[list[Frame]]:
@@ -235,6 +268,7 @@ def label(
     # fails fast, with one line, on missing or empty sources (before loading a large teacher)
     total = estimate_total_frames(sources, config.sources)
     t = build_teacher(teacher, onto, config)
+    hard_floor = min(onto.thresholds)
     writer = DatasetWriter(
         out, onto, teacher=t.spec, config=_jsonable(asdict(config)),
         val_fraction=config.val_fraction, seed=config.seed, overwrite=config.overwrite,
@@ -255,9 +289,14 @@ def label(
         for batch in _batches(frames, config.batch_size, config.prefetch):
             images = [f.image for f in batch]
             try:
-                dets = t.predict(images)
+                if config.uncertain_conf is None:
+                    dets, uncs = t.predict(images), None
+                else:
+                    pairs = t.predict_split(images, hard_floor)
+                    dets, uncs = [h for h, _ in pairs], [u for _, u in pairs]
                 if rescorer is not None:
                     dets = rescorer.rescore(images, dets)
+                    uncs = rescorer.rescore(images, uncs) if uncs is not None else None
             except (MemoryError, RuntimeError) as e:
                 raise TeacherError(
                     f"teacher '{t.spec}' failed on a batch of {len(images)} images starting with "
@@ -265,8 +304,11 @@ def label(
                 ) from None
             if len(dets) != len(images):
                 raise TeacherError(f"teacher '{t.spec}' returned {len(dets)} results for {len(images)} images")
-            dets = [postprocess(d, onto, im.shape, config) for d, im in zip(dets, images)]
-            writer.write_batch(batch, dets)
+            if uncs is None:
+                writer.write_batch(batch, [postprocess(d, onto, im.shape, config) for d, im in zip(dets, images)])
+            else:
+                parts = [_split_labels(d, u, onto, im.shape, config) for d, u, im in zip(dets, uncs, images)]
+                writer.write_batch(batch, [h for h, _ in parts], uncertain=[u for _, u in parts])
             bar.update(len(batch))
             bar.set_postfix(boxes=writer.stats.boxes, skipped=len(report.skipped))
     elapsed = time.perf_counter() - start

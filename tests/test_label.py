@@ -221,3 +221,37 @@ def test_dataset_trains_one_tiny_epoch_in_ultralytics(tmp_path):
     model.train(data=str(res.data_yaml), epochs=1, imgsz=64, batch=4, workers=0, device="cpu", amp=False,
                 plots=False, project=str(tmp_path / "runs"), name="t", verbose=False, exist_ok=True)
     assert (tmp_path / "runs" / "t" / "weights" / "last.pt").is_file()
+
+
+def test_uncertain_boxes_go_to_the_sidecar_not_the_labels(tmp_path):
+    """Boxes below their class threshold (red needs 0.95; the test teacher gives ~0.9) but above
+    uncertain_conf are kept as the record's 'uncertain' boxes; the label files are unchanged."""
+    truth = fakes.make_square_images(tmp_path / "src", 6)
+    strict = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.95}, {"name": "blue", "threshold": 0.5}]})
+    plain = label(tmp_path / "src", strict, "test-squares", tmp_path / "a", CFG).summary
+    cfg = LabelConfig(batch_size=4, progress=False, val_fraction=0.3, uncertain_conf=0.5)
+    s = label(tmp_path / "src", strict, "test-squares", tmp_path / "b", cfg).summary
+    n_red = sum(b[0] == 0 for t in truth for b in t)
+    assert n_red > 0 and s["boxes_per_class"] == plain["boxes_per_class"] and s["boxes_per_class"]["red"] == 0
+    assert s["uncertain_boxes"] == n_red and s["uncertain_per_class"] == {"red": n_red, "blue": 0}
+    for f in sorted((tmp_path / "a" / "labels").rglob("*.txt")):  # hard labels identical
+        assert f.read_text() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_text()
+    check_dataset(tmp_path / "b", num_classes=2)
+    recs = list(read_records(tmp_path / "b"))
+    assert all("uncertain" in r for r in recs) and all("uncertain" not in r for r in read_records(tmp_path / "a"))
+    for r in recs:
+        u = r["uncertain"]
+        assert len(u["xyxy"]) == len(u["class_id"]) == len(u["confidence"]) == len(u["soft_scores"])
+        assert all(c == 0 and 0.5 <= p < 0.95 for c, p in zip(u["class_id"], u["confidence"]))
+    coco = json.loads((tmp_path / "b" / "annotations.coco.json").read_text())
+    assert len(coco["annotations"]) == s["boxes"]  # uncertain boxes are not labels
+    with pytest.raises(Exception, match="uncertain_conf"):
+        LabelConfig(uncertain_conf=0.0)
+    # a record whose uncertain fields disagree is reported with one line
+    side = tmp_path / "b" / SIDECAR_FILE
+    bad = [json.loads(ln) for ln in side.read_text().splitlines()]
+    r = next(r for r in bad if r["uncertain"]["xyxy"])
+    r["uncertain"]["confidence"] = r["uncertain"]["confidence"][1:]
+    side.write_text("".join(json.dumps(x) + "\n" for x in bad))
+    with pytest.raises(DatasetError, match="'uncertain' boxes"):
+        check_dataset(tmp_path / "b")

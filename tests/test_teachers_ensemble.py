@@ -266,3 +266,22 @@ def test_tiling_keeps_cut_pieces_when_nothing_covers_them() -> None:
     assert d.xyxy[:, 0].min() == pytest.approx(20) and d.xyxy[:, 2].max() == pytest.approx(580)
     full = with_tiling(SquareTeacher(ONTO), tile=200, overlap=0.2).predict([im])[0]
     assert full.xyxy.tolist() == [[20, 50, 580, 150]]  # the full image covers every piece
+
+
+def test_ensemble_predict_split_keeps_hard_boxes_as_at_the_hard_floor() -> None:
+    """Uncertain candidates come from fusing every member box; the hard ones exactly as if the members had
+    stopped at the hard floor (WBF averages a cluster: a low duplicate joining it would lower the hard box)."""
+    a = FixedTeacher(ONTO, dets([[10, 10, 50, 50], [60, 60, 90, 90]], [[0.8, 0.0], [0.2, 0.0]]), weights="a.pt")
+    b = FixedTeacher(ONTO, dets([[12, 12, 52, 52], [10, 10, 44, 50]], [[0.6, 0.0], [0.15, 0.0]]), weights="b.pt")
+    ens = EnsembleTeacher(ONTO, teachers=[a, b], min_score=0.05)
+    images = [np.zeros((100, 120, 3), np.uint8)]
+    (hard, unc), = ens.predict_split(images, hard_floor=0.3)
+    assert len(hard) == 1 and hard.confidence[0] == pytest.approx((0.8 + 0.6) / 2)
+    every = ens.predict(images)[0]  # all boxes fused: the low duplicate lowers the person box
+    assert every.confidence.max() < hard.confidence[0] - 0.05
+    # the uncertain part: the lone low box (0.2 of 2 members), not the person cluster again
+    assert len(unc) == 1 and unc.confidence[0] == pytest.approx(0.1)
+    np.testing.assert_allclose(unc.xyxy[0], [60, 60, 90, 90])
+    # a single teacher splits one prediction by confidence
+    (h1, u1), = a.predict_split(images, hard_floor=0.3)
+    assert h1.confidence.tolist() == pytest.approx([0.8]) and u1.confidence.tolist() == pytest.approx([0.2])

@@ -76,6 +76,21 @@ class Teacher(ABC):
     def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
         """Label a batch of HxWx3 uint8 RGB images; one Detections (with soft scores) per image."""
 
+    def predict_split(self, images: Sequence[np.ndarray], hard_floor: float) -> list[tuple[sv.Detections, sv.Detections]]:
+        """Per image, (candidates for hard labels, *uncertain* candidates below ``hard_floor``).
+
+        ``min_score`` is then the lower floor of the uncertain boxes. The hard candidates must be what
+        :meth:`predict` returns with ``min_score = hard_floor``, so keeping uncertain boxes never changes the
+        hard labels. Here: one prediction split by confidence (in per-class NMS a box below the floor never
+        suppresses one above it); :class:`EnsembleTeacher` overrides it, because fusion averages. (TTA
+        fuses its views the same way and does not override it: its hard boxes can shift slightly.)
+        """
+        out = []
+        for d in self.predict(images):
+            hard = d.confidence >= hard_floor if len(d) else np.zeros(0, bool)
+            out.append((d[hard], d[~hard]))
+        return out
+
     def __call__(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
         return self.predict(images)
 

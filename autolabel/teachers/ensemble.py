@@ -308,23 +308,47 @@ class EnsembleTeacher(Teacher):
             inner += ";weights=" + ",".join(f"{x:g}" for x in self.fusion_weights)
         return f"ensemble({inner})"
 
-    def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+    def _members(self, images: Sequence[np.ndarray]) -> list[list[sv.Detections]]:
         per_member = [t.predict(images) for t in self.teachers]
         for t, dets in zip(self.teachers, per_member, strict=True):
             if len(dets) != len(images):
                 raise ValueError(f"teacher '{t.spec}' returned {len(dets)} results for {len(images)} images")
+        return per_member
+
+    def _fuse(self, dets: Sequence[sv.Detections], image: np.ndarray, floor: float) -> sv.Detections:
+        h, w = image.shape[:2]
+        fused = weighted_boxes_fusion(
+            list(dets),
+            image_wh=(w, h),
+            weights=self.fusion_weights,
+            iou_thr=self.iou_thr,
+            skip_box_thr=self.skip_box_thr,
+            conf_type=self.conf_type,
+        )
+        return fused[fused.confidence >= floor] if len(fused) else fused
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        per_member = self._members(images)
+        return [self._fuse([d[i] for d in per_member], im, self.min_score) for i, im in enumerate(images)]
+
+    def predict_split(self, images: Sequence[np.ndarray], hard_floor: float) -> list[tuple[sv.Detections, sv.Detections]]:
+        """Hard candidates fused from the members' boxes at ``hard_floor`` (exactly :meth:`predict` at that floor:
+        WBF averages a cluster's confidences, so low boxes joining it would change the hard labels); uncertain
+        candidates fused from all their boxes (down to ``min_score``), minus those overlapping a hard box of the
+        same class (IoU ≥ ``iou_thr``)."""
+        per_member = self._members(images)
         out = []
-        for i, image in enumerate(images):
-            h, w = image.shape[:2]
-            fused = weighted_boxes_fusion(
-                [dets[i] for dets in per_member],
-                image_wh=(w, h),
-                weights=self.fusion_weights,
-                iou_thr=self.iou_thr,
-                skip_box_thr=self.skip_box_thr,
-                conf_type=self.conf_type,
-            )
-            out.append(fused[fused.confidence >= self.min_score] if len(fused) else fused)
+        for i, im in enumerate(images):
+            mine = [d[i] for d in per_member]
+            hard = self._fuse([d[d.confidence >= hard_floor] if len(d) else d for d in mine], im, hard_floor)
+            every = self._fuse(mine, im, self.min_score)
+            if len(every) and len(hard):
+                import supervision as sv
+
+                iou = sv.box_iou_batch(every.xyxy, hard.xyxy)
+                same = every.class_id[:, None] == hard.class_id[None, :]
+                every = every[~((iou >= self.iou_thr) & same).any(1)]
+            out.append((hard, every))
         return out
 
 
