@@ -143,6 +143,7 @@ def train_cmd(
     alpha: Annotated[float, typer.Option(help="Weight of the hard label against the teacher's soft scores (1 = hard only).")] = 0.5,
     temperature: Annotated[float, typer.Option(help="Temperature softening the teacher's scores.")] = 1.0,
     conf_weight: Annotated[bool, typer.Option("--conf-weight", help="Weigh boxes by the teacher's confidence (YOLO).")] = False,
+    uncertain: Annotated[bool, typer.Option(help="Use the dataset's uncertain boxes (`label --uncertain-conf`) as soft-only targets (YOLO).")] = True,
     kd_teacher: Annotated[str | None, typer.Option("--kd-teacher", help="Online KD from this YOLO checkpoint (YOLO).")] = None,
     kd_weight: Annotated[float, typer.Option(help="Weight of the dense class-logit KD loss.")] = 1.0,
     hint_weight: Annotated[float, typer.Option(help="Weight of the FitNets neck-feature hint loss.")] = 1.0,
@@ -172,7 +173,7 @@ def train_cmd(
 
     cfg = TrainConfig(
         epochs=epochs, imgsz=imgsz or 640, batch=batch, device=device, workers=workers, hard_only=hard_only, alpha=alpha,
-        temperature=temperature, conf_weight=conf_weight, kd_teacher=kd_teacher, kd_weight=kd_weight,
+        temperature=temperature, conf_weight=conf_weight, uncertain=uncertain, kd_teacher=kd_teacher, kd_weight=kd_weight,
         hint_weight=hint_weight, resume=resume, overwrite=overwrite, progress=not quiet, gt=gt,
         ultralytics=_key_values(hyp or [], "--hyp"),
     )

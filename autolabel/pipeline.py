@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "teacher": ["yolo:yolov8n.pt"],  # NAME[:WEIGHTS]; several = WBF ensemble
         "batch_size": 8,
         "conf": None,
+        "uncertain_conf": None,  # detect: keep boxes from this confidence up to the threshold as soft-only targets
         "val_fraction": 0.2,
         "seed": 0,
         "agnostic_nms": False,
@@ -73,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
         "alpha": 0.5,
         "temperature": None,  # default per task: 1.0 (detect soft labels), 4.0 (classify, Hinton KD)
         "conf_weight": False,
+        "uncertain": True,  # detect: train on the dataset's uncertain boxes as soft-only targets
         "kd_teacher": None,  # detect: online KD from a larger YOLO checkpoint
         "kd_weight": 1.0,
         "hint_weight": 1.0,

@@ -41,7 +41,7 @@ def run_label(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
     from autolabel.label import LabelConfig, label
 
     cfg = LabelConfig(batch_size=c["batch_size"], val_fraction=c["val_fraction"], seed=c["seed"], conf=c["conf"],
-                      agnostic_nms=c["agnostic_nms"], device=c["device"], tta=c["tta"], tile=c["tile"],
+                      uncertain_conf=c["uncertain_conf"], agnostic_nms=c["agnostic_nms"], device=c["device"], tta=c["tta"], tile=c["tile"],
                       rescore=c["rescore"], sources=src, overwrite=not resume, progress=ctx["progress"])
     res = label(ctx["sources"], ctx["ontology"], c["teacher"], out, cfg)
     s = res.summary
@@ -68,7 +68,7 @@ def run_train(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
     cfg = TrainConfig(epochs=c["epochs"], imgsz=c["imgsz"], batch=c["batch"], device=c["device"],
                       workers=c["workers"], hard_only=c["hard_only"], alpha=c["alpha"],
                       temperature=1.0 if c["temperature"] is None else float(c["temperature"]),
-                      conf_weight=c["conf_weight"], kd_teacher=c["kd_teacher"], kd_weight=c["kd_weight"],
+                      conf_weight=c["conf_weight"], uncertain=c["uncertain"], kd_teacher=c["kd_teacher"], kd_weight=c["kd_weight"],
                       hint_weight=c["hint_weight"], resume=resume and last.is_file(), overwrite=True,
                       close_mosaic=max(1, min(10, int(c["epochs"]) // 3)), progress=ctx["progress"],
                       ultralytics=dict(c["ultralytics"] or {}))

@@ -287,6 +287,86 @@ def test_soft_loss_falls_with_a_few_optimizer_steps(batch_and_model):
     assert losses[-1] < losses[0] * 0.97, losses
 
 
+@pytest.fixture(scope="module")
+def uncertain_ds(tmp_path_factory) -> Path:
+    """Blue squares are hard labels; red ones fall below red's threshold (0.95) and are kept as uncertain boxes."""
+    tmp = tmp_path_factory.mktemp("uncertain")
+    fakes.make_square_images(tmp / "src", 16, seed=3)
+    strict = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.95}, {"name": "blue", "threshold": 0.5}]})
+    label(tmp / "src", strict, "test-squares", tmp / "ds", LabelConfig(progress=False, val_fraction=0.25, uncertain_conf=0.5))
+    return tmp / "ds"
+
+
+def _uncertain_dataset(root: Path, uncertain: bool = True, **hyp):
+    from autolabel.students.yolo_trainer import SoftLabelDataset
+
+    table = load_soft_table(root)
+    data = {"names": dict(enumerate(table.names)), "nc": table.num_classes, "channels": 3}
+    return SoftLabelDataset(img_path=str(root / "images" / "train"), imgsz=64, batch_size=4, augment=True,
+                            hyp=_hyp(**hyp), data=data, soft_table=table, uncertain=uncertain, prefix="test: "), table
+
+
+def test_uncertain_boxes_join_the_samples_flagged_through_mosaic(uncertain_ds):
+    ds, table = _uncertain_dataset(uncertain_ds, mosaic=1.0, fliplr=0.5, translate=0.2, scale=0.5)
+    assert table.num_uncertain > 0 and not ds.box_hard[ds.box_cls == 0].any() and ds.box_hard[ds.box_cls == 1].all()
+    seen = 0
+    for i in range(12):
+        out = ds[i % len(ds)]
+        # red (class 0) boxes are exactly the uncertain ones, after mosaic / affine / flips
+        assert out["hard"].tolist() == (out["cls"].view(-1) == 1).tolist()
+        assert (out["conf"][~out["hard"]] < 0.95).all()
+        seen += int((~out["hard"]).sum())
+    assert seen > 0
+    batch = ds.collate_fn([ds[i] for i in range(4)])
+    assert batch["hard"].shape == batch["conf"].shape == (len(batch["cls"]),)
+    plain, _ = _uncertain_dataset(uncertain_ds, uncertain=False, mosaic=1.0)
+    assert plain.box_hard.all() and not (plain.box_cls == 0).any()  # without: only the label files' boxes
+
+
+def test_uncertain_boxes_are_soft_only_targets(uncertain_ds):
+    """An uncertain box's class target is its soft row (no one-hot, whatever α); with confidence 1 and a
+    one-hot soft row it is exactly an Ultralytics hard box."""
+    from ultralytics.utils.loss import v8DetectionLoss
+
+    from autolabel.students.yolo_trainer import SoftDetectionLoss
+
+    torch.manual_seed(0)
+    ds, _ = _uncertain_dataset(uncertain_ds, mosaic=1.0)
+    batch = ds.collate_fn([ds[i] for i in range(4)])
+    batch["img"] = batch["img"].float() / 255
+    unc = ~batch["hard"]
+    assert unc.any() and batch["hard"].any()
+    model = _tiny_model().train()
+    preds = model(batch["img"])
+    crit = _unit_alignment(SoftDetectionLoss(model, alpha=1.0))
+    base, _ = crit(preds, batch)
+    other_hard = batch["soft"].clone()
+    other_hard[~unc] = 1.0 - other_hard[~unc]
+    same, _ = crit(preds, dict(batch, soft=other_hard))  # α 1: hard boxes ignore their soft rows
+    torch.testing.assert_close(same, base)
+    other_unc = batch["soft"].clone()
+    other_unc[unc] = 1.0 - other_unc[unc]
+    moved, _ = crit(preds, dict(batch, soft=other_unc))  # ... uncertain boxes do not
+    assert abs(float((moved[1] - base[1]).detach())) > 1e-3 and torch.equal(moved[[0, 2]], base[[0, 2]])
+    # box losses of uncertain boxes scale with the teacher's confidence
+    low, _ = crit(preds, dict(batch, conf=torch.where(unc, batch["conf"] * 0.1, batch["conf"])))
+    assert not torch.allclose(low[0], base[0])
+    onehot = torch.nn.functional.one_hot(batch["cls"].view(-1).long(), 2).float()
+    as_hard = dict(batch, soft=onehot, conf=torch.ones_like(batch["conf"]))
+    hard_batch = {k: v for k, v in batch.items() if k not in ("soft", "conf", "box_id", "hard")}
+    ref, _ = _unit_alignment(v8DetectionLoss(model))(preds, hard_batch)
+    got, _ = _unit_alignment(SoftDetectionLoss(model, alpha=0.3))(preds, as_hard)
+    torch.testing.assert_close(got, ref)
+
+
+def test_train_with_uncertain_boxes_records_it(uncertain_ds, tmp_path):
+    res = train(uncertain_ds, "test-yolo-tiny", tmp_path / "run", _cfg(epochs=1))
+    assert json.loads((res.out / "autolabel_train.json").read_text())["uncertain"] is True
+    assert res.metrics["distillation"]["uncertain"] is True
+    off = train(uncertain_ds, "test-yolo-tiny", tmp_path / "off", _cfg(epochs=1, uncertain=False))
+    assert json.loads((off.out / "autolabel_train.json").read_text())["uncertain"] is False
+
+
 # --------------------------------------------------------------------------------------------------------------
 # online KD
 # --------------------------------------------------------------------------------------------------------------

@@ -151,6 +151,10 @@ class TrainConfig:
         alpha: weight of the one-hot in the class target (1 = hard labels, 0 = teacher scores only).
         temperature: ``T`` softening the teacher's scores (soft labels and online KD); 1 keeps them.
         conf_weight: weigh each box's class and box losses by the teacher's confidence in it.
+        uncertain: train on the dataset's *uncertain* boxes too (labeled with ``uncertain_conf``: the
+            teacher's boxes below their class threshold), as soft-only targets: class target = the teacher's
+            soft scores (no one-hot), box losses weighted by the teacher's confidence. Hard labels would
+            make those objects background. Ignored by ``hard_only`` and by datasets without such boxes.
         kd_teacher: online KD teacher: a YOLO checkpoint path / name, or a torch ``DetectionModel``.
         kd_weight: weight of the dense class-logit KD loss (needs ``kd_teacher``).
         hint_weight: weight of the FitNets neck-feature hint loss (needs ``kd_teacher``).
@@ -178,6 +182,7 @@ class TrainConfig:
     alpha: float = 0.5
     temperature: float = 1.0
     conf_weight: bool = False
+    uncertain: bool = True
     kd_teacher: Any = None
     kd_weight: float = 1.0
     hint_weight: float = 1.0
@@ -234,10 +239,20 @@ class TrainResult:
 @dataclass
 class SoftTable:
     """Per image (real path): its label-file rows ``(N, 5)`` in file order, soft scores ``(N, C)`` and
-    confidences ``(N,)`` from the sidecar (row ``i`` = line ``i`` of the label file)."""
+    confidences ``(N,)`` from the sidecar (row ``i`` = line ``i`` of the label file).
+
+    ``uncertain``: per image, the teacher's boxes below their class threshold (the record's ``uncertain``
+    field, written with ``LabelConfig.uncertain_conf``) in the same form — rows ``(M, 5)`` of
+    ``class cx cy w h`` (normalized), soft scores ``(M, C)``, confidences ``(M,)``.
+    """
 
     names: list[str]
     images: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    uncertain: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def num_uncertain(self) -> int:
+        return sum(len(v[0]) for v in self.uncertain.values())
 
     @property
     def num_classes(self) -> int:
@@ -269,6 +284,7 @@ def load_soft_table(root: str | Path) -> SoftTable:
     names = list(read_meta(root).get("names", []))
     nc = len(names)
     images: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    uncertain: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     side = root / SIDECAR_FILE
     for i, rec in enumerate(read_records(root)):
         try:
@@ -299,7 +315,36 @@ def load_soft_table(root: str | Path) -> SoftTable:
         if len(conf) != len(rows):
             raise DatasetError(f"{side}: record {i} ({rec.get('id')}) has {len(conf)} confidences for {len(rows)} boxes")
         images[os.path.realpath(img)] = (rows, soft, np.clip(conf, 0.0, 1.0))
-    return SoftTable(names=names, images=images)
+        if rec.get("uncertain"):
+            unc = _uncertain_rows(rec, nc, side, i)
+            if len(unc[0]):
+                uncertain[os.path.realpath(img)] = unc
+    return SoftTable(names=names, images=images, uncertain=uncertain)
+
+
+def _uncertain_rows(rec: dict[str, Any], nc: int, side: Path, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A record's ``uncertain`` boxes as (rows ``class cx cy w h`` normalized, soft (M, C), conf (M,))."""
+    u = rec["uncertain"]
+    try:
+        xyxy = np.asarray(u["xyxy"], dtype=np.float64).reshape(-1, 4)
+        cls = np.asarray(u["class_id"], dtype=np.float64).reshape(-1)
+        conf = np.asarray(u["confidence"], dtype=np.float32).reshape(-1)
+        soft = np.asarray(u["soft_scores"], dtype=np.float32).reshape(len(xyxy), -1) if len(xyxy) else np.zeros((0, nc), np.float32)
+        w, h = float(rec["width"]), float(rec["height"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise DatasetError(f"{side}: record {i} ({rec.get('id')}) has malformed 'uncertain' boxes ({type(e).__name__})") from None
+    if not (len(cls) == len(conf) == len(xyxy)) or soft.shape[1] != nc:
+        raise DatasetError(
+            f"{side}: record {i} ({rec.get('id')}) 'uncertain' boxes, classes, confidences and soft scores "
+            f"(× {nc} classes) do not match"
+        )
+    if len(cls) and (cls.min() < 0 or cls.max() >= nc):
+        raise DatasetError(f"{side}: record {i} ({rec.get('id')}) has an 'uncertain' class id outside 0..{nc - 1}")
+    xyxy = xyxy.clip(0, [w, h, w, h])
+    rows = np.stack([cls, (xyxy[:, 0] + xyxy[:, 2]) / 2 / w, (xyxy[:, 1] + xyxy[:, 3]) / 2 / h,
+                     (xyxy[:, 2] - xyxy[:, 0]) / w, (xyxy[:, 3] - xyxy[:, 1]) / h], 1).astype(np.float32)
+    keep = (rows[:, 3] > 0) & (rows[:, 4] > 0)
+    return rows[keep], np.clip(soft[keep], 0.0, 1.0), np.clip(conf[keep], 0.0, 1.0)
 
 
 def _data_names(data_yaml: Path) -> list[str]:
@@ -635,6 +680,7 @@ def train(
             "alpha": float(config.alpha),
             "temperature": float(config.temperature),
             "conf_weight": bool(config.conf_weight),
+            "uncertain": bool(config.uncertain) and table is not None and table.num_uncertain > 0,
             "kd_teacher": None,
             "kd_weight": float(config.kd_weight),
             "hint_weight": float(config.hint_weight),
@@ -687,6 +733,7 @@ def train(
         alpha=settings["alpha"],
         temperature=settings["temperature"],
         conf_weight=settings["conf_weight"],
+        uncertain=bool(settings.get("uncertain", False)),
         keep_architecture=settings["keep_architecture"],
         teacher=teacher,
         class_index=class_index,
@@ -774,7 +821,7 @@ def _metrics(trainer: Any, names: list[str], settings: dict[str, Any], weights: 
         "recall": float(m.get("metrics/recall(B)", 0.0)),
         "epochs": int(getattr(trainer, "epochs", 0)),
         "distillation": {k: settings.get(k) for k in ("hard_only", "alpha", "temperature", "conf_weight",
-                                                      "kd_teacher", "kd_weight", "hint_weight")},
+                                                      "uncertain", "kd_teacher", "kd_weight", "hint_weight")},
     }
     if maps is not None and len(maps) == len(names):
         out["per_class_mAP50-95"] = {n: round(float(v), 5) for n, v in zip(names, maps)}

@@ -23,13 +23,17 @@ The loss
 :class:`SoftDetectionLoss` is Ultralytics' ``v8DetectionLoss`` with one change: the class target of each
 anchor the TaskAlignedAssigner assigns to a box is
 ``norm_align · (α · onehot + (1 − α) · soften(soft_box, T))`` instead of ``norm_align · onehot`` (box
-and DFL losses and the normalization are unchanged; α = 1 reproduces Ultralytics exactly). Online KD adds
+and DFL losses and the normalization are unchanged; α = 1 reproduces Ultralytics exactly). An *uncertain*
+box (``batch["hard"]`` False: the teacher's boxes below their class threshold) gets α = 0 — its class target
+is ``norm_align · soft`` — and its box/DFL losses and its share of the normalization are scaled by the
+teacher's confidence; with confidence 1 and a one-hot soft row it is exactly a hard box. Online KD adds
 dense class-logit KD on all anchors and FitNets hints on the Detect head's inputs (:class:`OnlineKD`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -60,7 +64,7 @@ __all__ = [
     "run_training",
 ]
 
-SOFT_KEYS = ("soft", "conf", "box_id")
+SOFT_KEYS = ("soft", "conf", "box_id", "hard")
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Plan:
     alpha: float = 0.5
     temperature: float = 1.0
     conf_weight: bool = False
+    uncertain: bool = False  # append the table's uncertain boxes as soft-only targets
     keep_architecture: bool = False
     teacher: nn.Module | None = None
     class_index: list[int] | None = None
@@ -86,12 +91,15 @@ class Plan:
 class SoftLabelDataset(YOLODataset):
     """A ``YOLODataset`` whose samples and batches also carry each box's teacher soft scores.
 
-    Extra keys per sample / batch: ``soft`` (N, C) float32, ``conf`` (N,) float32, ``box_id`` (N,) int64 —
-    row ``k`` belongs to box ``k`` (same order as ``cls`` and ``bboxes``).
+    Extra keys per sample / batch: ``soft`` (N, C) float32, ``conf`` (N,) float32, ``box_id`` (N,) int64,
+    ``hard`` (N,) bool — row ``k`` belongs to box ``k`` (same order as ``cls`` and ``bboxes``). With
+    ``uncertain``, each image's uncertain boxes (:attr:`SoftTable.uncertain`) follow its label-file boxes,
+    with ``hard`` False.
     """
 
-    def __init__(self, *args: Any, soft_table: SoftTable, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, soft_table: SoftTable, uncertain: bool = False, **kwargs: Any) -> None:
         self.soft_table = soft_table
+        self.use_uncertain = bool(uncertain)
         super().__init__(*args, **kwargs)
 
     def get_labels(self) -> list[dict]:
@@ -99,7 +107,7 @@ class SoftLabelDataset(YOLODataset):
         nc = self.soft_table.num_classes
         if len(self.data["names"]) != nc:
             raise DatasetError(f"data.yaml has {len(self.data['names'])} classes but the sidecar rows have {nc} scores")
-        cls_all, soft_all, conf_all = [], [], []
+        cls_all, soft_all, conf_all, hard_all = [], [], [], []
         n_total = 0
         for lb in labels:
             entry = self.soft_table.get(lb["im_file"])
@@ -111,6 +119,11 @@ class SoftLabelDataset(YOLODataset):
                     )
                 entry = (np.zeros((0, 5), np.float32), np.zeros((0, nc), np.float32), np.zeros(0, np.float32))
             rows, soft, conf = entry
+            hard = np.ones(len(rows), bool)
+            unc = self.soft_table.uncertain.get(os.path.realpath(lb["im_file"])) if self.use_uncertain else None
+            if unc is not None and len(unc[0]):
+                rows, soft, conf = (np.concatenate([a, b]) for a, b in zip((rows, soft, conf), unc))
+                hard = np.concatenate([hard, np.zeros(len(unc[0]), bool)])
             n = len(rows)
             lb["cls"] = rows[:, :1].copy()  # file order (Ultralytics' de-duplication sorts rows)
             lb["bboxes"] = rows[:, 1:5].copy()
@@ -119,10 +132,12 @@ class SoftLabelDataset(YOLODataset):
             cls_all.append(rows[:, 0])
             soft_all.append(soft)
             conf_all.append(conf)
+            hard_all.append(hard)
             n_total += n
         self.box_cls = np.concatenate(cls_all).astype(np.float32) if cls_all else np.zeros(0, np.float32)
         self.box_soft = np.concatenate(soft_all).astype(np.float32) if soft_all else np.zeros((0, nc), np.float32)
         self.box_conf = np.concatenate(conf_all).astype(np.float32) if conf_all else np.zeros(0, np.float32)
+        self.box_hard = np.concatenate(hard_all) if hard_all else np.zeros(0, bool)
         return labels
 
     def update_labels_info(self, label: dict) -> dict:
@@ -139,6 +154,7 @@ class SoftLabelDataset(YOLODataset):
         out["cls"] = torch.from_numpy(self.box_cls[idx]).reshape(-1, 1)
         out["soft"] = torch.from_numpy(self.box_soft[idx]).reshape(-1, self.box_soft.shape[1])
         out["conf"] = torch.from_numpy(self.box_conf[idx]).reshape(-1)
+        out["hard"] = torch.from_numpy(self.box_hard[idx]).reshape(-1)
         return out
 
     @staticmethod
@@ -176,15 +192,20 @@ class SoftDetectionLoss(v8DetectionLoss):
         super().__init__(model, tal_topk=tal_topk, tal_topk2=tal_topk2)
         self.alpha, self.temperature, self.conf_weight = float(alpha), float(temperature), bool(conf_weight)
 
-    def soft_targets(self, target_scores: torch.Tensor, gt_soft: torch.Tensor, target_gt_idx: torch.Tensor) -> torch.Tensor:
-        """(b, A, C) class targets from the assigner's ``target_scores`` and the padded (b, n, C) soft rows."""
+    def soft_targets(self, target_scores: torch.Tensor, gt_soft: torch.Tensor, target_gt_idx: torch.Tensor,
+                     gt_alpha: torch.Tensor | None = None) -> torch.Tensor:
+        """(b, A, C) class targets from the assigner's ``target_scores`` and the padded (b, n, C) soft rows.
+
+        ``gt_alpha`` (b, n, 1): a per-box weight of the one-hot instead of ``self.alpha`` (0 for uncertain boxes).
+        """
         b, n = gt_soft.shape[:2]
         if n == 0:
             return target_scores.float()
         align = target_scores.sum(-1, keepdim=True)  # the normalized alignment metric (0 off the foreground)
         flat = target_gt_idx.long() + torch.arange(b, device=gt_soft.device)[:, None] * n
         soft = soften_probs(gt_soft.reshape(b * n, -1).clamp(0.0, 1.0), self.temperature)[flat]  # (b, A, C)
-        return self.alpha * target_scores + (1.0 - self.alpha) * soft * align
+        a = self.alpha if gt_alpha is None else gt_alpha.reshape(b * n)[flat][..., None].to(soft.dtype)
+        return a * target_scores + (1.0 - a) * soft * align
 
     def get_assigned_targets_and_loss(self, preds: dict[str, torch.Tensor], batch: dict[str, Any], **assign_kwargs: Any) -> tuple:
         if "soft" not in batch:
@@ -197,16 +218,17 @@ class SoftDetectionLoss(v8DetectionLoss):
         batch_size = pred_scores.shape[0]
         imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=dtype) * self.stride[0]
 
-        # Targets: Ultralytics' (batch_idx, cls, xywh) plus the soft row and the confidence of each box
+        # Targets: Ultralytics' (batch_idx, cls, xywh) plus the soft row, confidence and hard flag of each box
         nb = batch["cls"].shape[0]
         soft = batch["soft"].to(self.device, torch.float32).reshape(nb, self.nc)
         conf = batch["conf"].to(self.device, torch.float32).reshape(nb, 1) if "conf" in batch else soft.new_ones(nb, 1)
+        hard = batch["hard"].to(self.device, torch.float32).reshape(nb, 1) if "hard" in batch else soft.new_ones(nb, 1)
         targets = torch.cat(
             (batch["batch_idx"].view(-1, 1).to(self.device), batch["cls"].view(-1, 1).to(self.device),
-             batch["bboxes"].to(self.device), soft, conf), 1
+             batch["bboxes"].to(self.device), soft, conf, hard), 1
         )
         targets = self.preprocess(targets, batch_size, scale_tensor=imgsz[[1, 0, 1, 0]])
-        gt_labels, gt_bboxes, gt_soft, gt_conf = targets.split((1, 4, self.nc, 1), 2)
+        gt_labels, gt_bboxes, gt_soft, gt_conf, gt_hard = targets.split((1, 4, self.nc, 1, 1), 2)
         mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
 
         pred_bboxes = self.bbox_decode(anchor_points, pred_distri)  # xyxy, (b, h*w, 4)
@@ -219,19 +241,30 @@ class SoftDetectionLoss(v8DetectionLoss):
             mask_gt,
             **assign_kwargs,
         )
-        target_scores_sum = target_scores.sum().clamp_(min=1)  # hard normalization, as Ultralytics
-
-        cls_target = self.soft_targets(target_scores, gt_soft, target_gt_idx)
+        b, n = gt_conf.shape[:2]
+        is_hard = gt_hard > 0.5  # (padding rows are never assigned)
+        any_uncertain = bool(n) and bool((~is_hard & (mask_gt > 0)).any())
+        gt_alpha = torch.where(is_hard, torch.full_like(gt_conf, self.alpha), torch.zeros_like(gt_conf)) if any_uncertain else None
+        cls_target = self.soft_targets(target_scores, gt_soft, target_gt_idx, gt_alpha)
         bce_loss = self.bce(pred_scores, cls_target.to(dtype))
         if self.class_weights is not None:
             bce_loss *= self.class_weights
         box_scores = target_scores
-        if self.conf_weight and gt_conf.shape[1]:
-            b, n = gt_conf.shape[:2]
+        target_scores_sum = target_scores.sum().clamp_(min=1)  # hard normalization, as Ultralytics
+        if n and (self.conf_weight or any_uncertain):
             flat = target_gt_idx.long() + torch.arange(b, device=gt_conf.device)[:, None] * n
-            w = torch.where(fg_mask, gt_conf.reshape(-1)[flat], torch.ones_like(fg_mask, dtype=gt_conf.dtype))
-            bce_loss = bce_loss * w[..., None].to(bce_loss.dtype)
-            box_scores = target_scores * w[..., None]
+            one = torch.ones_like(gt_conf)
+            # hard boxes: 1 (or the confidence with conf_weight); uncertain boxes: box losses × confidence
+            box_w = torch.where(is_hard, gt_conf if self.conf_weight else one, gt_conf)
+            cls_w = torch.where(is_hard, gt_conf if self.conf_weight else one, one)
+            bw = torch.where(fg_mask, box_w.reshape(-1)[flat], torch.ones_like(fg_mask, dtype=gt_conf.dtype))
+            cw = torch.where(fg_mask, cls_w.reshape(-1)[flat], torch.ones_like(fg_mask, dtype=gt_conf.dtype))
+            bce_loss = bce_loss * cw[..., None].to(bce_loss.dtype)
+            box_scores = target_scores * bw[..., None]
+            if any_uncertain:  # an uncertain box adds to the normalization as much as it weighs
+                unc_w = torch.where(is_hard, one, gt_conf).reshape(-1)[flat]
+                unc_w = torch.where(fg_mask, unc_w, torch.ones_like(unc_w))
+                target_scores_sum = (target_scores * unc_w[..., None]).sum().clamp_(min=1)
         loss[1] = bce_loss.sum() / target_scores_sum
 
         loss[0], loss[2] = self.bbox_loss(
@@ -434,6 +467,7 @@ class AutolabelTrainer(DetectionTrainer):
             data=self.data,
             fraction=cfg.fraction,
             soft_table=self.plan.soft,
+            uncertain=self.plan.uncertain,
         )
 
     # distillation -----------------------------------------------------------------------------------------
