@@ -173,11 +173,17 @@ def test_cli_label_one_line_errors(tmp_path, capsys):
     onto.write_text("classes:\n  - name: red\n  - name: blue\n")
     assert main(["label", str(tmp_path / "src"), "-o", str(onto), "-t", "test-squares", "--out", str(tmp_path / "ds"), "-q"]) == 0
     assert "labeled 2 images" in capsys.readouterr().out
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("classes:\n  - name: red\n    threshold: 0.95\n  - name: blue\n")
+    assert main(["label", str(tmp_path / "src"), "-o", str(strict), "-t", "test-squares", "--out", str(tmp_path / "u"),
+                 "--uncertain-conf", "0.5", "-q"]) == 0
+    assert "uncertain boxes (below their class threshold" in capsys.readouterr().out
     for args, msg in [
         (["-o", str(tmp_path / "none.yaml"), "-t", "test-squares"], "ontology file"),
         (["-o", str(onto), "-t", "nosuch"], "unknown teacher 'nosuch'"),
         (["-o", str(onto), "-t", "test-squares", "--batch-size", "0"], "batch_size must be >= 1"),
         (["-o", str(onto), "-t", "test-squares", "--fps", "0"], "fps"),
+        (["-o", str(onto), "-t", "test-squares", "--uncertain-conf", "1.5"], "uncertain_conf must be in (0, 1]"),
     ]:
         code = main(["label", str(tmp_path / "src"), *args, "--out", str(tmp_path / "x"), "-q"])
         err = capsys.readouterr().err
