@@ -51,7 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "teacher": ["yolo:yolov8n.pt"],  # NAME[:WEIGHTS]; several = WBF ensemble
         "batch_size": 8,
         "conf": None,
-        "uncertain_conf": None,  # detect: keep boxes from this confidence up to the threshold as soft-only targets
+        "uncertain_conf": 0.1,  # detect: also keep boxes from 0.1 up to the class threshold (soft-only targets); None = off
         "val_fraction": 0.2,
         "seed": 0,
         "agnostic_nms": False,

@@ -182,7 +182,8 @@ def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any
     if per_class:
         fig, ax = plt.subplots(figsize=(11, 2.8))
         ax.bar(list(per_class), list(per_class.values()), color="#55a868")
-        ax.set_title("teacher boxes per class")
+        unc = int(lab.get("uncertain_boxes") or 0)
+        ax.set_title("teacher boxes per class" + (f" (+ {unc} uncertain boxes, soft-only targets)" if unc else ""))
         ax.tick_params(axis="x", rotation=30)
         plots.append(("Label statistics", _png(fig)))
 

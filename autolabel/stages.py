@@ -46,7 +46,8 @@ def run_label(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
     res = label(ctx["sources"], ctx["ontology"], c["teacher"], out, cfg)
     s = res.summary
     return {"dataset": str(res.out), "images": s["images"], "boxes": s["boxes"],
-            "boxes_per_class": s["boxes_per_class"], "skipped": s["skipped"]}
+            "boxes_per_class": s["boxes_per_class"], "uncertain_boxes": s.get("uncertain_boxes", 0),
+            "skipped": s["skipped"]}
 
 
 def run_train(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:

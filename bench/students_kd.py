@@ -18,7 +18,10 @@
    ``soft_low`` = soft scores of every teacher box down to confidence 0.1 (α = 0.25, box losses weighted by
    the teacher's confidence): what hard labels cannot use — an uncertain box becomes a weak target instead
    of background;
-   ``kd``    = soft + online KD (dense logit KD + FitNets hints) from yolo11n;
+   ``soft_unc`` = ``soft`` plus the teacher's *uncertain* boxes (confidence 0.1 up to the class threshold,
+   labeled with ``uncertain_conf=0.1``; the hard labels are identical) as soft-only targets: class target =
+   the teacher's score, box losses × confidence — objects the hard labels leave as background;
+   ``kd``    = soft + online KD (dense logit KD + FitNets hints) from yolo11n; ``kd_unc`` = both;
    ``human`` = the pool's human labels (ceiling).
 4. Every model (teacher included) predicts the test frames at conf 0.001 through ``autolabel label`` with the
    ``yolo`` teacher (the same inference code for all rows) and is scored with ``autolabel evaluate``
@@ -98,7 +101,8 @@ def main() -> None:
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--test-fraction", type=float, default=0.25)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="split, labeling and (unless --train-seed) training seed")
+    ap.add_argument("--train-seed", type=int, default=None, help="another training seed on the same split and labels")
     ap.add_argument("--rows", nargs="+", default=["teacher", "hard", "soft", "kd", "human"])
     ap.add_argument("--hyp", nargs="*", default=[], help="Ultralytics train arguments KEY=VALUE for every student")
     ap.add_argument("--tag", default="")
@@ -125,13 +129,20 @@ def main() -> None:
                 LabelConfig(progress=False, val_fraction=0.2, seed=args.seed))
     print(f"teacher labeled the pool in {time.perf_counter() - t0:.0f} s: {res.summary['boxes_per_class']}", flush=True)
 
+    ds_unc = WORK / "pool_labeled_unc0.1"
+    if {"soft_unc", "kd_unc"} & set(args.rows):  # the same hard labels, plus the teacher's boxes from 0.1 up to the threshold
+        label(pool_dir / "images", ONTOLOGY, teacher, ds_unc,
+              LabelConfig(progress=False, val_fraction=0.2, seed=args.seed, uncertain_conf=0.1))
     ds_low = WORK / "pool_labeled_conf0.1"
     if "soft_low" in args.rows:  # the same teacher keeping its low-confidence boxes too (as soft targets)
         label(pool_dir / "images", ONTOLOGY, teacher, ds_low,
               LabelConfig(progress=False, val_fraction=0.2, seed=args.seed, conf=0.1))
     common = (f"--epochs {args.epochs} --imgsz {args.imgsz} --batch {args.batch} --student {v8}"
               f" --hyp close_mosaic={max(1, args.epochs // 3)}" + "".join(f" --hyp {h}" for h in args.hyp))
-    base = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=2, seed=args.seed,
+    tseed = args.seed if args.train_seed is None else args.train_seed
+    if args.train_seed is not None:
+        common += f" --hyp seed={tseed}"
+    base = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=2, seed=tseed,
                        close_mosaic=max(1, args.epochs // 3), progress=False, overwrite=True, ultralytics=hyp)
     plans = {
         "hard": ("yolov8n on the teacher's hard labels", ds, {"hard_only": True}, f"autolabel train {ds} {common} --hard-only"),
@@ -139,6 +150,10 @@ def main() -> None:
         "soft_low": ("yolov8n on soft labels incl. the teacher's boxes down to 0.1 (α 0.25, conf-weighted)", ds_low,
                      {"alpha": 0.25, "conf_weight": True},
                      f"autolabel label … --conf 0.1; autolabel train {ds_low} {common} --alpha 0.25 --conf-weight"),
+        "soft_unc": ("yolov8n on hard + soft labels + the teacher's uncertain boxes (0.1 to threshold) as soft-only targets",
+                     ds_unc, {}, f"autolabel label … --uncertain-conf 0.1; autolabel train {ds_unc} {common}"),
+        "kd_unc": ("yolov8n, soft labels + uncertain boxes + online KD from yolo11n", ds_unc, {"kd_teacher": v11},
+                   f"autolabel label … --uncertain-conf 0.1; autolabel train {ds_unc} {common} --kd-teacher {v11}"),
         "kd": ("yolov8n, soft labels + online KD from yolo11n", ds, {"kd_teacher": v11},
                f"autolabel train {ds} {common} --kd-teacher {v11}"),
         "human": ("yolov8n on the pool's human labels (ceiling)", pool_dir / "data.yaml", {"hard_only": True},
@@ -156,11 +171,14 @@ def main() -> None:
             desc, dset, extra, cmd = plans[key]
             from dataclasses import replace
 
-            r = train(dset, student=v8, out=WORK / f"train_{key}", config=replace(base, **extra))
+            run = f"train_{key}" + (f"_s{tseed}" if args.train_seed is not None else "")
+            r = train(dset, student=v8, out=WORK / run, config=replace(base, **extra))
             student = create_teacher(f"yolo:{r.best}", load_ontology(ONTOLOGY), imgsz=args.imgsz)  # at its train size
             m = score(student, test_dir, test_dir, key)
             m["val_vs_teacher_mAP50-95"] = r.metrics["mAP50-95"]
         m["seconds"] = round(time.perf_counter() - t0, 1)
+        if args.train_seed is not None and key != "teacher":
+            key, desc = f"{key}_s{tseed}", f"{desc} [train seed {tseed}]"
         results[key] = {"row": desc, "command": cmd, **m}
         rows.append([desc, m["mAP50-95"], m["mAP50"], m["seconds"]])
         print(rows[-1], flush=True)
