@@ -261,6 +261,9 @@ class SoftTable:
     def get(self, image: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         return self.images.get(os.path.realpath(image))
 
+    def get_uncertain(self, image: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        return self.uncertain.get(os.path.realpath(image))
+
 
 def _read_label_rows(path: Path) -> np.ndarray:
     try:

@@ -33,7 +33,6 @@ dense class-logit KD on all anchors and FitNets hints on the Detect head's input
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -120,7 +119,7 @@ class SoftLabelDataset(YOLODataset):
                 entry = (np.zeros((0, 5), np.float32), np.zeros((0, nc), np.float32), np.zeros(0, np.float32))
             rows, soft, conf = entry
             hard = np.ones(len(rows), bool)
-            unc = self.soft_table.uncertain.get(os.path.realpath(lb["im_file"])) if self.use_uncertain else None
+            unc = self.soft_table.get_uncertain(lb["im_file"]) if self.use_uncertain else None
             if unc is not None and len(unc[0]):
                 rows, soft, conf = (np.concatenate([a, b]) for a, b in zip((rows, soft, conf), unc))
                 hard = np.concatenate([hard, np.zeros(len(unc[0]), bool)])
@@ -254,17 +253,17 @@ class SoftDetectionLoss(v8DetectionLoss):
         if n and (self.conf_weight or any_uncertain):
             flat = target_gt_idx.long() + torch.arange(b, device=gt_conf.device)[:, None] * n
             one = torch.ones_like(gt_conf)
+
+            def at_anchors(per_box: torch.Tensor) -> torch.Tensor:  # (b, n, 1) box weights -> (b, A, 1), 1 off fg
+                w = torch.where(fg_mask, per_box.reshape(-1)[flat], torch.ones_like(fg_mask, dtype=per_box.dtype))
+                return w[..., None]
+
             # hard boxes: 1 (or the confidence with conf_weight); uncertain boxes: box losses × confidence
-            box_w = torch.where(is_hard, gt_conf if self.conf_weight else one, gt_conf)
-            cls_w = torch.where(is_hard, gt_conf if self.conf_weight else one, one)
-            bw = torch.where(fg_mask, box_w.reshape(-1)[flat], torch.ones_like(fg_mask, dtype=gt_conf.dtype))
-            cw = torch.where(fg_mask, cls_w.reshape(-1)[flat], torch.ones_like(fg_mask, dtype=gt_conf.dtype))
-            bce_loss = bce_loss * cw[..., None].to(bce_loss.dtype)
-            box_scores = target_scores * bw[..., None]
+            hard_w = gt_conf if self.conf_weight else one
+            bce_loss = bce_loss * at_anchors(torch.where(is_hard, hard_w, one)).to(bce_loss.dtype)
+            box_scores = target_scores * at_anchors(torch.where(is_hard, hard_w, gt_conf))
             if any_uncertain:  # an uncertain box adds to the normalization as much as it weighs
-                unc_w = torch.where(is_hard, one, gt_conf).reshape(-1)[flat]
-                unc_w = torch.where(fg_mask, unc_w, torch.ones_like(unc_w))
-                target_scores_sum = (target_scores * unc_w[..., None]).sum().clamp_(min=1)
+                target_scores_sum = (target_scores * at_anchors(torch.where(is_hard, one, gt_conf))).sum().clamp_(min=1)
         loss[1] = bce_loss.sum() / target_scores_sum
 
         loss[0], loss[2] = self.bbox_loss(
