@@ -20,6 +20,7 @@ _EXPORTS = {
     "SourceError": "autolabel.errors",
     "TeacherError": "autolabel.errors",
     "WeightsNotFoundError": "autolabel.errors",
+    "UnsafeCheckpointError": "autolabel.errors",
     "Ontology": "autolabel.ontology",
     "load_ontology": "autolabel.ontology",
     "SOFT_SCORES": "autolabel.detections",

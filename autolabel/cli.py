@@ -19,6 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain click help: readable when piped or in a log (rich boxes wrap to a few words a line without a
+    # terminal) and no `<bool>` metavars on flags
+    rich_markup_mode=None,
 )
 
 
@@ -397,8 +400,26 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    trust_checkpoint: Annotated[bool, typer.Option(
+        "--trust-checkpoint",
+        help="Load .pt files with full unpickling. Off by default: a .pt is a pickle and can run code, so only "
+             "plain weights are loaded unless you vouch for the file (accepted after the command name too).",
+    )] = False,
 ) -> None:
-    pass
+    if trust_checkpoint:
+        from autolabel.checkpoints import trust_checkpoints
+
+        trust_checkpoints(True)
+        typer.echo("warning: --trust-checkpoint: .pt files are unpickled without restriction; a malicious file "
+                   "can run code on this machine", err=True)
+
+
+def _hoist_global_flags(argv: list[str]) -> list[str]:
+    """Accept ``--trust-checkpoint`` after the command name too (``autolabel export m.pt --trust-checkpoint``)."""
+    flag = "--trust-checkpoint"
+    if flag not in argv[1:]:
+        return argv
+    return [flag, *[a for a in argv if a != flag]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -406,8 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=_hoist_global_flags(args), standalone_mode=True)
     except AutolabelError as e:
         typer.echo(f"error: {e}", err=True)
         return 2

@@ -14,6 +14,7 @@ __all__ = [
     "OntologyError",
     "SourceError",
     "TeacherError",
+    "UnsafeCheckpointError",
     "WeightsNotFoundError",
 ]
 
@@ -44,3 +45,7 @@ class TeacherError(AutolabelError):
 
 class WeightsNotFoundError(TeacherError):
     """Model weights could not be found locally nor downloaded."""
+
+
+class UnsafeCheckpointError(AutolabelError):
+    """A checkpoint was refused because loading it could run code (it needs unrestricted unpickling)."""

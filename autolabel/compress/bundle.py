@@ -136,13 +136,9 @@ def _resolve_model(model: str | Path) -> Path:
 
 
 def _load_yolo(path: Path) -> Any:
-    from ultralytics import YOLO
+    from autolabel.checkpoints import load_yolo
 
-    try:
-        y = YOLO(str(path))
-    except Exception as e:  # ultralytics raises many types for a bad file
-        raise WeightsNotFoundError(f"'{path}' is not a loadable Ultralytics checkpoint ({type(e).__name__}: "
-                                   f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    y = load_yolo(path, what="model")
     if y.task != "detect":
         raise ConfigError(f"'{path}' is a {y.task} model; export handles detection models")
     return y
@@ -268,16 +264,79 @@ class _Calibration:
         self._bar.close()
 
 
+#: Bytes of activations the INT8 calibrator may hold at once. onnxruntime's histogram calibrators
+#: (percentile, entropy) keep every activation of every image they are fed until the feed ends, ~240 MB
+#: per 640 px image for YOLOv8n: 200 images took the 24 GB machine down. Fed in chunks of this size,
+#: they merge each chunk into their histograms and drop it, so memory no longer grows with the images.
+CALIB_CHUNK_BYTES = 1 << 30
+
+# quantize_static's extra_options that configure the calibrator, and the calibrator's names for them
+_CALIB_OPTION_KEYS = {"CalibTensorRangeSymmetric": "symmetric", "CalibMovingAverage": "moving_average",
+                      "CalibMovingAverageConstant": "averaging_constant", "CalibPercentile": "percentile"}
+
+
+def _calibrate_in_chunks(model: Path, feeds: Callable[[], Iterator[dict[str, np.ndarray]]], method: Any,
+                         extra: dict[str, Any], workdir: Path, chunk_bytes: int) -> tuple[Any, int]:
+    """Tensor ranges of ``model`` over every feed, holding at most ``chunk_bytes`` of activations at a time.
+
+    onnxruntime's own calibrator does the work (same tensors, same histogram merging as ``quantize_static``);
+    only the feed is cut into chunks, each a separate ``collect_data`` call. The chunk size comes from the
+    activations of the first feed. Returns (``TensorsData``, feeds per chunk).
+    """
+    import contextlib
+    import io
+
+    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization.calibrate import create_calibrator
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    class _Chunk(CalibrationDataReader):
+        def __init__(self, items: list[dict[str, np.ndarray]]) -> None:
+            self._items = iter(items)
+
+        def get_next(self):  # noqa: D102
+            return next(self._items, None)
+
+    op_types = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))  # what quantize_static calibrates
+    options = {_CALIB_OPTION_KEYS[k]: v for k, v in extra.items() if k in _CALIB_OPTION_KEYS}
+    calibrator = create_calibrator(model, op_types, augmented_model_path=str(workdir / "augmented.onnx"),
+                                   calibrate_method=method, extra_options=options)
+    quiet = contextlib.redirect_stdout(io.StringIO())  # onnxruntime's collector prints on every chunk
+    try:
+        it = feeds()
+        first = next(it, None)
+        if first is None:
+            raise ValueError("No data is collected.")
+        held = sum(np.asarray(o).nbytes for o in calibrator.infer_session.run(None, first))
+        per_chunk = max(1, int(chunk_bytes) // max(held, 1))
+        chunk = [first]
+        for feed in it:
+            if len(chunk) >= per_chunk:
+                with quiet:
+                    calibrator.collect_data(_Chunk(chunk))
+                chunk = []
+            chunk.append(feed)
+        with quiet:
+            calibrator.collect_data(_Chunk(chunk))
+            return calibrator.compute_data(), per_chunk
+    finally:
+        del calibrator
+
+
 def _quantize_qdq(src: Path, dest: Path, feeds: Callable[[], Iterator[dict[str, np.ndarray]]], method: str,
                   excluded: Sequence[str] = (), per_channel: bool = True,
-                  extra: dict[str, Any] | None = None) -> str:
+                  extra: dict[str, Any] | None = None, chunk_bytes: int | None = None) -> str:
     """onnxruntime static QDQ quantization (int8 per-channel weights, uint8 activations) of ``src``.
 
-    ``feeds()`` starts a fresh pass over the calibration inputs (onnxruntime rewinds for some methods).
-    Returns the calibration method used: onnxruntime's histogram methods (percentile, entropy) fail on a
-    tensor whose values span fewer float32 steps than their 2048 bins (a near-constant activation);
-    that model is then calibrated with minmax, with a warning.
+    ``feeds()`` starts a fresh pass over the calibration inputs. Calibration runs in chunks of at most
+    ``chunk_bytes`` (default :data:`CALIB_CHUNK_BYTES`) of activations (:func:`_calibrate_in_chunks`); the
+    ranges go to ``quantize_static`` through its calibration cache, so the quantization itself is
+    onnxruntime's, unchanged. Returns the calibration method used: onnxruntime's histogram methods
+    (percentile, entropy) fail on a tensor whose values span fewer float32 steps than their 2048 bins (a
+    near-constant activation); that model is then calibrated with minmax, with a warning.
     """
+    import inspect
+
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -285,9 +344,15 @@ def _quantize_qdq(src: Path, dest: Path, feeds: Callable[[], Iterator[dict[str, 
         QuantType,
         quantize_static,
     )
+    from onnxruntime.quantization.calibrate import save_tensors_data
 
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
+    extra = dict(extra or {})
+    chunked = "calibration_cache_path" in inspect.signature(quantize_static).parameters
+    if not chunked:  # onnxruntime too old to take computed ranges: one pass, memory grows with the images
+        warnings.warn("this onnxruntime cannot take precomputed calibration ranges; INT8 calibration holds every "
+                      "image's activations in memory (upgrade onnxruntime to bound it)", stacklevel=3)
 
     class _Reader(CalibrationDataReader):  # onnxruntime checks the type
         def __init__(self) -> None:
@@ -300,9 +365,19 @@ def _quantize_qdq(src: Path, dest: Path, feeds: Callable[[], Iterator[dict[str, 
             self._it = feeds()
 
     def run(name: str) -> None:
-        quantize_static(str(src), str(dest), _Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[name], nodes_to_exclude=list(excluded), extra_options=extra or {})
+        kw = dict(quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QUInt8,
+                  weight_type=QuantType.QInt8, calibrate_method=methods[name], nodes_to_exclude=list(excluded),
+                  extra_options=extra)
+        if not chunked:
+            quantize_static(str(src), str(dest), _Reader(), **kw)
+            return
+        with tempfile.TemporaryDirectory(prefix="autolabel-calib-") as tmp:
+            ranges, _ = _calibrate_in_chunks(Path(src), feeds, methods[name], extra, Path(tmp),
+                                             CALIB_CHUNK_BYTES if chunk_bytes is None else chunk_bytes)
+            cache = Path(tmp) / "ranges.json"
+            save_tensors_data(ranges, cache)
+            del ranges
+            quantize_static(str(src), str(dest), None, calibration_cache_path=str(cache), **kw)
 
     try:
         run(method)

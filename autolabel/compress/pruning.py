@@ -442,16 +442,16 @@ def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float
         return None
     import logging
 
-    from ultralytics import YOLO
     from ultralytics.utils import LOGGER
 
+    from autolabel.checkpoints import load_yolo
     from autolabel.weights import resolve_device
 
     level = LOGGER.level
     LOGGER.setLevel(logging.WARNING)
     try:
         dev = resolve_device(config.device)
-        m = YOLO(str(weights)).val(data=str(data_yaml), imgsz=config.imgsz, batch=config.batch, plots=False,
+        m = load_yolo(weights).val(data=str(data_yaml), imgsz=config.imgsz, batch=config.batch, plots=False,
                                    device="cpu" if dev == "cpu" else dev.replace("cuda:", ""), verbose=False,
                                    workers=config.workers, conf=0.001)
     finally:
@@ -496,6 +496,7 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
     config = config or PruneConfig()
     if classifier_checkpoint(model) is not None:  # a train-classifier checkpoint: its own path
         return prune_classifier(model, out, data=data, config=config)
+    from autolabel.checkpoints import load_yolo
     from autolabel.compress.bundle import _load_yolo, _resolve_model
 
     pt = _resolve_model(model)
@@ -547,8 +548,6 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
         per_round = [int(config.recover_epochs) // rounds + (1 if i < int(config.recover_epochs) % rounds else 0)
                      for i in range(rounds)]
         if rounds > 1:
-            from ultralytics import YOLO
-
             student = deepcopy(y.model).float()
         t0 = time.perf_counter()
         history = []
@@ -569,9 +568,9 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
             recovered = res.best if res.best.is_file() else res.last
             history.append({"round": r, "epochs": epochs, "val_mAP50-95": res.metrics.get("mAP50-95")})
             if r < rounds:
-                student = YOLO(str(recovered)).model.float()
+                student = load_yolo(recovered).model.float()
         if rounds > 1:
-            flops, params = count_flops_params(YOLO(str(recovered)).model.float(), config.imgsz)
+            flops, params = count_flops_params(load_yolo(recovered).model.float(), config.imgsz)
         else:
             flops, params = counts["flops_after"], counts["params_after"]
         report["recovered"] = {"weights": str(recovered), "epochs": int(config.recover_epochs), "rounds": rounds,

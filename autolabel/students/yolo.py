@@ -444,15 +444,9 @@ def _check_student_classes(model: Any, names: list[str], what: str) -> None:
 
 
 def _load_checkpoint_model(path: Path, role: str, flag: str) -> Any:
-    from ultralytics.nn.tasks import load_checkpoint
+    from autolabel.checkpoints import load_yolo
 
-    try:
-        model, _ = load_checkpoint(str(path))
-    except Exception as e:
-        raise WeightsNotFoundError(
-            f"{role} '{path}' is not a loadable Ultralytics checkpoint ({type(e).__name__}: "
-            f"{str(e).splitlines()[0][:120] if str(e) else ''}); pass a .pt file saved by Ultralytics with {flag}"
-        ) from None
+    model = load_yolo(path, what=role).model
     if not _is_detection_model(model):
         raise ConfigError(f"{role} '{path}' is a {getattr(model, 'task', type(model).__name__)} model; expected a detection model")
     return model
@@ -634,7 +628,10 @@ def train(
     """
     config = config or TrainConfig()
     config.check()
+    from autolabel.checkpoints import import_ultralytics
     from autolabel.weights import resolve_device
+
+    import_ultralytics()  # checkpoints (student, kd teacher, resume) load with restricted unpickling
 
     out = Path(out).expanduser().resolve()
     device = resolve_device(config.device)

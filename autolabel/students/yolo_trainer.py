@@ -40,17 +40,22 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from ultralytics.data.dataset import YOLODataset
-from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.nn.tasks import load_checkpoint
-from ultralytics.utils import DEFAULT_CFG, LOGGER, colorstr
-from ultralytics.utils.loss import E2ELoss, v8DetectionLoss
-from ultralytics.utils.tal import make_anchors
-from ultralytics.utils.torch_utils import unwrap_model
 
-from autolabel.distill.losses import MultiLevelHint, SoftTargetBCE, soften_probs
-from autolabel.errors import AutolabelError, ConfigError, DatasetError
-from autolabel.students.yolo import DISTILL_STATE_FILE, SoftTable
+from autolabel.checkpoints import import_ultralytics
+
+import_ultralytics()  # before Ultralytics' own imports: safe checkpoint loading, no run-time installs
+
+from ultralytics.data.dataset import YOLODataset  # noqa: E402
+from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
+from ultralytics.nn.tasks import load_checkpoint  # noqa: E402
+from ultralytics.utils import DEFAULT_CFG, LOGGER, colorstr  # noqa: E402
+from ultralytics.utils.loss import E2ELoss, v8DetectionLoss  # noqa: E402
+from ultralytics.utils.tal import make_anchors  # noqa: E402
+from ultralytics.utils.torch_utils import unwrap_model  # noqa: E402
+
+from autolabel.distill.losses import MultiLevelHint, SoftTargetBCE, soften_probs  # noqa: E402
+from autolabel.errors import AutolabelError, ConfigError, DatasetError  # noqa: E402
+from autolabel.students.yolo import DISTILL_STATE_FILE, SoftTable  # noqa: E402
 
 __all__ = [
     "AutolabelTrainer",
@@ -484,7 +489,7 @@ class AutolabelTrainer(DetectionTrainer):
             hints = MultiLevelHint(s_ch, t_ch).to(self.device)
             state = self.wdir / DISTILL_STATE_FILE
             if self.resume and state.is_file():
-                hints.load_state_dict(torch.load(state, map_location=self.device)["hints"])
+                hints.load_state_dict(torch.load(state, map_location=self.device, weights_only=True)["hints"])
         self.hints = hints
         self.kd = OnlineKD(teacher, hints, plan.class_index or [], int(model.model[-1].nc), plan.temperature,
                            plan.kd_weight, plan.hint_weight)

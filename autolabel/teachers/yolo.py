@@ -43,6 +43,9 @@ def load_ultralytics(spec: str, teacher: str) -> Any:
     Raises:
         WeightsNotFoundError: offline and not found locally, or the file is not an Ultralytics checkpoint.
     """
+    from autolabel.checkpoints import import_ultralytics, load_yolo
+
+    import_ultralytics()
     from ultralytics import YOLO
 
     local = resolve_local_weights(spec)
@@ -61,13 +64,7 @@ def load_ultralytics(spec: str, teacher: str) -> Any:
                 f"teacher '{teacher}': weights '{spec}' not found locally ({looked_in(spec)}) and the download "
                 f"failed ({type(e).__name__}); {hint}"
             ) from None
-    try:
-        return YOLO(str(local))
-    except Exception as e:
-        raise WeightsNotFoundError(
-            f"teacher '{teacher}': '{local}' is not a loadable Ultralytics checkpoint ({type(e).__name__}: "
-            f"{str(e).splitlines()[0][:120] if str(e) else ''})"
-        ) from None
+    return load_yolo(local, what=f"teacher '{teacher}'")
 
 
 def letterbox_batch(

@@ -110,6 +110,10 @@ class YoloWorldTeacher(Teacher):
     def _load(self) -> Any:
         """Load the checkpoint, set the prompts as classes and return the torch ``WorldModel`` in eval mode."""
         import torch
+
+        from autolabel.checkpoints import import_ultralytics
+
+        import_ultralytics()  # restricted unpickling of the checkpoint, no run-time installs
         from ultralytics import YOLOWorld
         from ultralytics.nn.tasks import WorldModel
 
