@@ -18,6 +18,9 @@ Layout of an output folder::
 The sidecar is append-only and is the commit point of each batch: images and label files are written
 (atomically, by rename) first, then the batch's records are appended and fsync'ed. A run killed at any
 moment loses at most the batch in flight; re-opening the folder truncates a torn last line and resumes.
+A corrupt line elsewhere costs only its own record: the writer moves it to ``autolabel.jsonl.corrupt``
+(that image is labeled again) and says so; readers skip it with a warning. One writer at a time: the
+folder is locked (``.autolabel.lock``) while a run writes it.
 
 Example:
     >>> for rec in read_records("out/"):          # doctest: +SKIP
@@ -30,7 +33,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Iterator, KeysView, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +65,8 @@ FORMAT_VERSION = 1
 META_FILE = "autolabel.json"
 SIDECAR_FILE = "autolabel.jsonl"
 FORMAT_NAME = "autolabel-dataset"
+LOCK_FILE = ".autolabel.lock"
+CORRUPT_FILE = SIDECAR_FILE + ".corrupt"
 
 
 def assign_split(group: str, val_fraction: float, seed: int) -> str:
@@ -92,17 +98,47 @@ def read_meta(root: str | Path) -> dict[str, Any]:
     return meta
 
 
+def _scan_sidecar(path: Path, bad: list[int]) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+    """``(line number, raw line, record)`` of every valid line; numbers of corrupt lines go to ``bad``.
+
+    A last line without its newline is a torn write of a killed run (never committed): not yielded, not bad.
+    """
+    with path.open("rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                break
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:  # JSONDecodeError and UnicodeDecodeError
+                rec = None
+            if isinstance(rec, dict) and isinstance(rec.get("id"), str) and isinstance(rec.get("label"), str):
+                yield n, line, rec
+            else:
+                bad.append(n)
+
+
+def _corrupt_note(path: Path, bad: list[int]) -> str:
+    return f"{path}: {len(bad)} corrupt line(s) skipped (first at line {bad[0]})"
+
+
 def read_records(root: str | Path) -> Iterator[dict[str, Any]]:
-    """Stream the sidecar records (one per labeled image), skipping a torn last line."""
+    """Stream the sidecar records (one per labeled image), skipping a torn last line.
+
+    A corrupt line costs only its own record: it is skipped, and once the stream ends one warning says how
+    many were (``autolabel label`` on the same folder repairs it and labels those images again).
+    """
     p = Path(root) / SIDECAR_FILE
     if not p.is_file():
         raise DatasetError(f"'{root}' has no {SIDECAR_FILE}; expected a folder written by `autolabel label`")
-    with p.open("rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break  # torn write of a killed run; not committed
-            if line.strip():
-                yield json.loads(line)
+    bad: list[int] = []
+    for _, _, rec in _scan_sidecar(p, bad):
+        yield rec
+    if bad:
+        warnings.warn(
+            _corrupt_note(p, bad) + f"; run `autolabel label` again with --out {root} to repair", stacklevel=2
+        )
 
 
 def check_dataset(root: str | Path, num_classes: int | None = None) -> dict[str, Any]:
@@ -115,7 +151,15 @@ def check_dataset(root: str | Path, num_classes: int | None = None) -> dict[str,
     names = meta.get("names", [])
     if num_classes is not None and len(names) != num_classes:
         raise DatasetError(f"'{root}' has {len(names)} classes {names}, expected {num_classes}")
-    for i, rec in enumerate(read_records(root)):
+    side = Path(root) / SIDECAR_FILE
+    if not side.is_file():
+        raise DatasetError(f"'{root}' has no {SIDECAR_FILE}; expected a folder written by `autolabel label`")
+    bad: list[int] = []
+    seen: set[str] = set()
+    for i, (line_no, _, rec) in enumerate(_scan_sidecar(side, bad)):
+        if rec["id"] in seen:
+            raise DatasetError(f"{side}: line {line_no}: a second record of image '{rec['id']}'")
+        seen.add(rec["id"])
         soft = rec.get("soft_scores", [])
         if len(soft) != len(rec.get("class_id", [])) or any(len(r) != len(names) for r in soft):
             raise DatasetError(
@@ -134,6 +178,10 @@ def check_dataset(root: str | Path, num_classes: int | None = None) -> dict[str,
                 )
         if not (Path(root) / rec["label"]).is_file():
             raise DatasetError(f"'{root}': label file {rec['label']} of record {rec.get('id')} is missing")
+    if bad:
+        raise DatasetError(
+            _corrupt_note(side, bad) + f"; run `autolabel label` again with --out {root} to repair it"
+        )
     return meta
 
 
@@ -141,6 +189,104 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+class DatasetLock:
+    """An exclusive lock on a dataset folder, so two runs never append to one sidecar at once.
+
+    An ``flock`` on ``DIR/.autolabel.lock`` (holding the owner's pid, for the message): the kernel drops it
+    when its process dies, so a lock left by a killed run is simply taken over. Removed on :meth:`release`.
+
+    Raises:
+        DatasetError: another process holds the lock, or ``root`` is a non-empty folder that is not a dataset.
+
+    Example:
+        >>> with DatasetLock("out/"):       # doctest: +SKIP
+        ...     ...
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.path = self.root / LOCK_FILE
+        self._fd: int | None = None
+        _check_output_folder(self.root)  # before creating anything in a folder that is not ours
+        self._created = not self.root.exists()  # removed again on release if nothing was written
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no locking (documented limitation)
+            return
+        for _ in range(10):  # the file may be unlinked by a releasing owner between open and flock
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise DatasetError(
+                    f"'{self.root}' is being written by another autolabel run ({self._owner()}); wait for it to "
+                    "finish or choose another --out"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self._fd = fd
+                return
+            os.close(fd)
+        raise DatasetError(f"could not lock '{self.root}': its lock file keeps changing")
+
+    def _owner(self) -> str:
+        try:
+            pid = self.path.read_text().strip()
+        except OSError:
+            pid = ""
+        return f"pid {pid}" if pid.isdigit() else "pid unknown"
+
+    def release(self) -> None:
+        """Unlock and remove the lock file (idempotent)."""
+        if self._fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)  # while still locked: a waiter re-checks the inode
+            if self._created and not any(os.scandir(self.root)):
+                self.root.rmdir()  # e.g. the teacher failed to load: leave no empty --out behind
+        except OSError:
+            pass
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> DatasetLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _check_output_folder(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"output '{root}' exists and is not a folder")
+    if (root / META_FILE).is_file() or not root.is_dir():
+        return
+    if any(e.name != LOCK_FILE for e in os.scandir(root)):
+        raise DatasetError(
+            f"output folder '{root}' is not empty and is not an autolabel dataset; choose a new --out"
+        )
+
+
+def _input_key(source: str | Path) -> str:
+    return str(Path(source).resolve())
+
+
+def _other_id(frame_id: str, source: str, frame_index: int | None) -> str:
+    """The id of an input whose own id is taken by a different input (a changed source list, a file added
+    beside a same-stem one): its id plus ``___`` and a hash of the input; stable across runs."""
+    digest = hashlib.sha1(f"{source}\0{frame_index}".encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    head = frame_id[: 200 - 15]
+    return f"{head}___{digest}"
 
 
 @dataclass
@@ -163,6 +309,8 @@ class DatasetWriter:
         config: settings recorded in the header (for provenance).
         val_fraction, seed: split settings (split is by the frame's group key).
         overwrite: delete an existing dataset in ``root`` first.
+        lock: a :class:`DatasetLock` the caller holds on ``root`` (released by the caller); otherwise the
+            writer takes one and releases it on :meth:`close`.
     """
 
     def __init__(
@@ -174,14 +322,23 @@ class DatasetWriter:
         val_fraction: float = 0.2,
         seed: int = 0,
         overwrite: bool = False,
+        lock: DatasetLock | None = None,
     ) -> None:
         self.root = Path(root)
         self.ontology = ontology
         self.teacher = teacher
         self.val_fraction, self.seed = float(val_fraction), int(seed)
         self.stats = WriteStats()
-        if self.root.exists() and not self.root.is_dir():
-            raise DatasetError(f"output '{self.root}' exists and is not a folder")
+        _check_output_folder(self.root)
+        # label() locks before loading its teacher and passes the lock; a direct caller gets its own.
+        self._lock = None if lock is not None else DatasetLock(self.root)
+        try:
+            self._open(config, overwrite)
+        except BaseException:
+            self._release()
+            raise
+
+    def _open(self, config: dict[str, Any] | None, overwrite: bool) -> None:
         meta_path = self.root / META_FILE
         if overwrite and meta_path.is_file():
             for sub in ("images", "labels"):
@@ -190,10 +347,8 @@ class DatasetWriter:
                 (self.root / f).unlink(missing_ok=True)
         if meta_path.is_file():
             self._check_resumable(read_meta(self.root))
-        elif self.root.is_dir() and any(self.root.iterdir()):
-            raise DatasetError(
-                f"output folder '{self.root}' is not empty and is not an autolabel dataset; choose a new --out"
-            )
+        else:
+            _check_output_folder(self.root)
         for split in ("train", "val"):
             (self.root / "images" / split).mkdir(parents=True, exist_ok=True)
             (self.root / "labels" / split).mkdir(parents=True, exist_ok=True)
@@ -201,10 +356,10 @@ class DatasetWriter:
             meta = {
                 "format": FORMAT_NAME,
                 "version": FORMAT_VERSION,
-                "names": ontology.names,
-                "ontology": ontology.to_dict(),
-                "ontology_fingerprint": ontology.fingerprint(),
-                "teacher": teacher,
+                "names": self.ontology.names,
+                "ontology": self.ontology.to_dict(),
+                "ontology_fingerprint": self.ontology.fingerprint(),
+                "teacher": self.teacher,
                 "split": {"val_fraction": self.val_fraction, "seed": self.seed, "by": "group"},
                 "config": config or {},
                 "sidecar": SIDECAR_FILE,
@@ -214,8 +369,23 @@ class DatasetWriter:
                 ),
             }
             _atomic_write_bytes(meta_path, json.dumps(meta, indent=2).encode())
-        self.done: set[str] = self._recover_sidecar()
+        # id -> (split, source); and (source, frame index) of every labeled input, so an input is found
+        # again under a changed id (a source added on resume changes every id's prefix).
+        self._records: dict[str, tuple[str, str]] = {}
+        self._inputs: set[tuple[str, int | None]] = set()
+        self.repairs: dict[str, Any] = {}
+        self._recover_sidecar()
         self._sidecar = (self.root / SIDECAR_FILE).open("ab")
+
+    @property
+    def done(self) -> KeysView[str]:
+        """Ids of the committed records (a live view)."""
+        return self._records.keys()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # -- resume ---------------------------------------------------------------------------------
     def _check_resumable(self, meta: dict[str, Any]) -> None:
@@ -233,30 +403,66 @@ class DatasetWriter:
                 + ": use a new --out, or --overwrite to relabel from scratch"
             )
 
-    def _recover_sidecar(self) -> set[str]:
-        """Truncate a torn last line left by a killed run; return the ids already committed."""
+    def _recover_sidecar(self) -> None:
+        """Load the committed records; drop a torn last line, move corrupt lines aside, drop duplicates.
+
+        Corrupt lines go to ``autolabel.jsonl.corrupt`` (their images are labeled again); a second record of
+        one id or of one input (left by runs before the folder lock and stable ids) is dropped, keeping the
+        first. Anything but a torn last line is reported in ``self.repairs`` and one warning.
+        """
         p = self.root / SIDECAR_FILE
-        done: set[str] = set()
         if not p.exists():
             p.touch()
-            return done
-        good = 0
-        with p.open("rb") as f:
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break
-                try:
-                    done.add(json.loads(line)["id"])
-                except (json.JSONDecodeError, KeyError):
-                    break
-                good += len(line)
-        if good != p.stat().st_size:
-            with p.open("r+b") as f:
-                f.truncate(good)
-        return done
+            return
+        bad: list[int] = []
+        dropped = 0
+        kept_bytes = 0
+        tmp = p.with_name(f".{p.name}.tmp")
+        with tmp.open("wb") as out:
+            for _, line, rec in _scan_sidecar(p, bad):
+                key = (str(rec.get("source")), rec.get("frame_index"))
+                split = rec.get("split")
+                if rec["id"] in self._records or key in self._inputs or split not in ("train", "val"):
+                    dropped += 1
+                    continue
+                self._records[rec["id"]] = (split, key[0])
+                self._inputs.add(key)
+                out.write(line)
+                kept_bytes += len(line)
+        if not bad and not dropped:
+            tmp.unlink()
+            if kept_bytes != p.stat().st_size:  # a torn last line: cut it, nothing else changed
+                with p.open("r+b") as f:
+                    f.truncate(kept_bytes)
+            return
+        if bad:
+            wanted = set(bad)
+            with p.open("rb") as f, (self.root / CORRUPT_FILE).open("ab") as c:
+                c.writelines(line for n, line in enumerate(f, 1) if n in wanted)
+        os.replace(tmp, p)
+        self.repairs = {"corrupt_lines": len(bad), "duplicate_records": dropped,
+                        **({"corrupt_moved_to": CORRUPT_FILE} if bad else {})}
+        parts = [f"{len(bad)} corrupt line(s) (first at line {bad[0]}) moved to {CORRUPT_FILE}, their images "
+                 "will be labeled again"] if bad else []
+        parts += [f"{dropped} duplicate record(s) dropped"] if dropped else []
+        warnings.warn(f"{p}: kept {len(self._records)} valid record(s); " + "; ".join(parts), stacklevel=3)
+
+    def is_input_done(self, frame_id: str, source: str | Path, frame_index: int | None) -> bool:
+        """Whether this input (file, and frame of a video) already has a record, whatever id it had then.
+
+        An id already taken by a *different* existing file is not done: :meth:`write_batch` gives the
+        newcomer another id. When the recorded file no longer exists where it was, the same id is taken
+        to be the same input moved (a remounted or renamed folder).
+        """
+        src = _input_key(source)
+        if (src, frame_index) in self._inputs:
+            return True
+        rec = self._records.get(frame_id)
+        return rec is not None and not os.path.exists(rec[1])
 
     def is_done(self, frame_id: str) -> bool:
-        return frame_id in self.done
+        """Whether a record with this id exists (see :meth:`is_input_done` for resume)."""
+        return frame_id in self._records
 
     # -- writing --------------------------------------------------------------------------------
     def write_batch(self, frames: Sequence[Frame], detections: Sequence[sv.Detections],
@@ -265,18 +471,28 @@ class DatasetWriter:
 
         ``uncertain``: per frame, the teacher's boxes below their class threshold; they go into the record's
         ``uncertain`` field (same keys as the hard boxes) and not into the label file.
+
+        An input that already has a record (the same file and frame) is not written twice; a frame whose id
+        another input already holds is written under another id (:func:`_other_id`), never dropped.
         """
         import cv2
 
         lines: list[bytes] = []
         for k, (frame, det) in enumerate(zip(frames, detections)):
-            if frame.id in self.done:
+            source = _input_key(frame.source)
+            key = (source, frame.frame_index)
+            if key in self._inputs:
                 continue
+            frame_id = frame.id
+            if frame_id in self._records:
+                frame_id = _other_id(frame_id, source, frame.frame_index)
+                if frame_id in self._records:  # only on a hash collision: never overwrite a record
+                    raise DatasetError(f"cannot give {frame.source} an id of its own in '{self.root}'")
             split = assign_split(frame.group, self.val_fraction, self.seed)
             h, w = frame.image.shape[:2]
             suffix = frame.suffix if frame.copyable else ".jpg"
-            img_rel = f"images/{split}/{frame.id}{suffix}"
-            lbl_rel = f"labels/{split}/{frame.id}.txt"
+            img_rel = f"images/{split}/{frame_id}{suffix}"
+            lbl_rel = f"labels/{split}/{frame_id}.txt"
             img_path = self.root / img_rel
             if frame.copyable:
                 tmp = img_path.with_name(f".{img_path.name}.tmp")
@@ -299,11 +515,11 @@ class DatasetWriter:
             )
             _atomic_write_bytes(self.root / lbl_rel, text.encode())
             rec = {
-                "id": frame.id,
+                "id": frame_id,
                 "split": split,
                 "image": img_rel,
                 "label": lbl_rel,
-                "source": str(Path(frame.source).resolve()),
+                "source": source,
                 "frame_index": frame.frame_index,
                 "timestamp": frame.timestamp,
                 "width": w,
@@ -323,7 +539,8 @@ class DatasetWriter:
                 }
                 self.stats.uncertain += len(u)
             lines.append(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
-            self.done.add(frame.id)
+            self._records[frame_id] = (split, source)
+            self._inputs.add(key)
             self.stats.images += 1
             self.stats.boxes += len(cls)
             self.stats.per_split[split] += 1
@@ -333,8 +550,10 @@ class DatasetWriter:
             os.fsync(self._sidecar.fileno())
 
     def close(self) -> None:
+        """Close the sidecar and release the folder lock the writer took itself (idempotent)."""
         if not self._sidecar.closed:
             self._sidecar.close()
+        self._release()
 
     def __enter__(self) -> DatasetWriter:
         return self
@@ -350,7 +569,8 @@ class DatasetWriter:
         Streams the sidecar, so memory does not grow with the number of images. Also removes label and
         image files that no committed record refers to (left by a killed run).
         """
-        self.close()
+        if not self._sidecar.closed:
+            self._sidecar.close()
         names = self.ontology.names
         counts = {"train": 0, "val": 0}
         boxes_per_class = dict.fromkeys(names, 0)
@@ -411,6 +631,7 @@ class DatasetWriter:
                if any(uncertain_per_class.values()) else {}),
             "teacher": self.teacher,
             "labeled_this_run": self.stats.images,
+            **({"sidecar_repairs": self.repairs} if self.repairs else {}),
             "skipped": [{"path": p, "reason": r} for p, r in skipped],
             **(extra or {}),
         }
@@ -418,12 +639,15 @@ class DatasetWriter:
         return summary
 
     def _remove_orphans(self) -> None:
+        """Delete files no record refers to, split by split: a file of a record of the other split (left by
+        a dropped duplicate record) goes too, so no image is in both train and val."""
         for split in ("train", "val"):
-            for sub, ok_ids in (("labels", self.done), ("images", self.done)):
+            for sub in ("labels", "images"):
                 d = self.root / sub / split
                 for entry in os.scandir(d):
                     stem = entry.name.rsplit(".", 1)[0]
-                    if entry.name.startswith(".") or stem not in ok_ids:
+                    rec = self._records.get(stem)
+                    if entry.name.startswith(".") or rec is None or rec[0] != split:
                         os.unlink(entry.path)
 
     def _write_preview(self, recs: list[dict[str, Any]], width: int = 480) -> None:

@@ -8,8 +8,10 @@ Example:
     {'person': 1520, 'car': 233, ...}
 
 Frames are decoded in a background thread while the teacher runs on the previous batch; memory stays
-bounded by (prefetch + 1) batches whatever the number of inputs. Re-running with the same output folder
-resumes: committed images are skipped without being decoded.
+bounded by (prefetch + 1) batches and by ``prefetch_bytes`` of decoded pixels in flight, whatever the number
+and size of inputs. Re-running with the same output folder resumes: committed images are skipped without
+being decoded, even when the source list changed (they are recognised by file, not only by id). One run
+at a time writes a folder: a second one fails at once with one line.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autolabel.dataset import DatasetWriter
+from autolabel.dataset import DatasetLock, DatasetWriter
 from autolabel.detections import apply_class_thresholds, nms, validate_soft_scores
 from autolabel.errors import ConfigError, SourceError, TeacherError
 from autolabel.ontology import Ontology, load_ontology
@@ -65,6 +67,9 @@ class LabelConfig:
         overwrite: delete an existing dataset in the output folder first (otherwise resume).
         progress: draw a progress bar.
         prefetch: batches decoded ahead of the teacher.
+        prefetch_bytes: most bytes of decoded pixels held between the decoder and the teacher (the batch
+            being decoded, the queued ones and the one the teacher runs on); at least one frame is always
+            let through, and a batch that reaches the budget is handed over early (smaller).
     """
 
     batch_size: int = 8
@@ -85,6 +90,7 @@ class LabelConfig:
     overwrite: bool = False
     progress: bool = True
     prefetch: int = 2
+    prefetch_bytes: int = 1 << 30
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -103,6 +109,8 @@ class LabelConfig:
             raise ConfigError(f"tile_overlap must be in [0, 1), found {self.tile_overlap}")
         if self.prefetch < 1:
             raise ConfigError(f"prefetch must be >= 1, found {self.prefetch}")
+        if isinstance(self.prefetch_bytes, bool) or not isinstance(self.prefetch_bytes, int) or self.prefetch_bytes < 1:
+            raise ConfigError(f"prefetch_bytes must be an integer >= 1, found {self.prefetch_bytes!r}")
 
 
 @dataclass
@@ -193,22 +201,49 @@ def _split_labels(hard: sv.Detections, unc: sv.Detections, ontology: Ontology, i
     return labels, postprocess(unc, ontology, image_shape, replace(config, agnostic_nms=False), uncertain=True)
 
 
-def _batches(frames: Iterator[Frame], size: int, depth: int) -> Iterator[list[Frame]]:
-    """Group frames into batches decoded by a background thread, at most ``depth`` batches ahead."""
+def _batches(frames: Iterator[Frame], size: int, depth: int,
+             max_bytes: int | None = None) -> Iterator[list[Frame]]:
+    """Group frames into batches decoded by a background thread, at most ``depth`` batches ahead.
+
+    ``max_bytes`` bounds the decoded pixels in flight: the batch being filled, the queued batches and the
+    batch last handed to the consumer (held until it asks for the next). The decoder waits before decoding
+    another frame while the bound is reached, and hands over a batch early once it alone reaches it, so at
+    most ``max_bytes`` plus one frame is ever held, and one frame always gets through.
+    """
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
+    budget = threading.Condition()
+    in_flight = [0]  # bytes decoded and not yet released by the consumer
+
+    def nbytes(batch: list[Frame]) -> int:
+        return sum(int(f.image.nbytes) for f in batch)
+
+    def wait_for_room() -> None:
+        with budget:
+            while max_bytes is not None and in_flight[0] >= max_bytes and not stop.is_set():
+                budget.wait(timeout=0.1)
 
     def produce() -> None:
         try:
             batch: list[Frame] = []
-            for f in frames:
+            batch_bytes = 0
+            it = iter(frames)
+            while True:
+                wait_for_room()
                 if stop.is_set():
                     return
+                f = next(it, None)
+                if f is None:
+                    break
+                size_f = int(f.image.nbytes)
+                with budget:
+                    in_flight[0] += size_f
                 batch.append(f)
-                if len(batch) == size:
+                batch_bytes += size_f
+                if len(batch) == size or (max_bytes is not None and batch_bytes >= max_bytes):
                     q.put(batch)
-                    batch = []
+                    batch, batch_bytes = [], 0
             if batch:
                 q.put(batch)
             q.put(done)
@@ -217,16 +252,25 @@ def _batches(frames: Iterator[Frame], size: int, depth: int) -> Iterator[list[Fr
 
     th = threading.Thread(target=produce, name="autolabel-decode", daemon=True)
     th.start()
+    held = 0
     try:
         while True:
+            if held:
+                with budget:  # the consumer is done with the last batch: its bytes are free
+                    in_flight[0] -= held
+                    budget.notify_all()
+                held = 0
             item = q.get()
             if item is done:
                 return
             if isinstance(item, BaseException):
                 raise item
+            held = nbytes(item)
             yield item
     finally:
         stop.set()
+        with budget:
+            budget.notify_all()
         while th.is_alive():  # unblock a producer waiting on a full queue
             try:
                 q.get_nowait()
@@ -267,11 +311,25 @@ def label(
     report = SourceReport()
     # fails fast, with one line, on missing or empty sources (before loading a large teacher)
     total = estimate_total_frames(sources, config.sources)
+    with DatasetLock(out) as lock:  # a second run on this folder fails here, before loading a teacher
+        summary = _label_locked(sources, onto, teacher, out, config, report, total, lock)
+    if summary["images"] == 0:
+        first = "; ".join(f"{p}: {r}" for p, r in report.skipped[:3])
+        raise SourceError(
+            f"no image could be read from {[str(s) for s in sources]}: {len(report.skipped)} input(s) skipped"
+            + (f" ({first})" if first else "")
+        )
+    return LabelResult(out=Path(out), data_yaml=Path(out) / "data.yaml", summary=summary, report=report)
+
+
+def _label_locked(sources: list[str | Path], onto: Ontology, teacher: str | Sequence[str] | Teacher,
+                  out: str | Path, config: LabelConfig, report: SourceReport, total: int,
+                  lock: DatasetLock) -> dict[str, Any]:
     t = build_teacher(teacher, onto, config)
     hard_floor = min(onto.thresholds)
     writer = DatasetWriter(
         out, onto, teacher=t.spec, config=_jsonable(asdict(config)),
-        val_fraction=config.val_fraction, seed=config.seed, overwrite=config.overwrite,
+        val_fraction=config.val_fraction, seed=config.seed, overwrite=config.overwrite, lock=lock,
     )
     already = len(writer.done)
     rescorer = None
@@ -283,52 +341,51 @@ def label(
             raise ConfigError(f"teacher '{config.rescore}' cannot re-score boxes; use clip[:WEIGHTS]")
 
     start = time.perf_counter()
-    frames = iter_frames(sources, config.sources, report=report, skip=writer.is_done)
-    with writer, ProgressBar(total=max(total, already), desc="labeling", enabled=config.progress,
-                             initial=already, unit="img") as bar:
-        for batch in _batches(frames, config.batch_size, config.prefetch):
-            images = [f.image for f in batch]
-            try:
-                if config.uncertain_conf is None:
-                    dets, uncs = t.predict(images), None
-                else:
-                    pairs = t.predict_split(images, hard_floor)
-                    dets, uncs = [h for h, _ in pairs], [u for _, u in pairs]
-                if rescorer is not None:
-                    dets = rescorer.rescore(images, dets)
-                    uncs = rescorer.rescore(images, uncs) if uncs is not None else None
-            except (MemoryError, RuntimeError) as e:
-                raise TeacherError(
-                    f"teacher '{t.spec}' failed on a batch of {len(images)} images starting with "
-                    f"{batch[0].source}: {str(e).splitlines()[0][:200]} (try a smaller --batch-size)"
-                ) from None
-            if len(dets) != len(images):
-                raise TeacherError(f"teacher '{t.spec}' returned {len(dets)} results for {len(images)} images")
-            if uncs is None:
-                writer.write_batch(batch, [postprocess(d, onto, im.shape, config) for d, im in zip(dets, images)])
-            else:
-                parts = [_split_labels(d, u, onto, im.shape, config) for d, u, im in zip(dets, uncs, images)]
-                writer.write_batch(batch, [h for h, _ in parts], uncertain=[u for _, u in parts])
-            bar.update(len(batch))
-            bar.set_postfix(boxes=writer.stats.boxes, skipped=len(report.skipped))
-    elapsed = time.perf_counter() - start
-    summary = writer.finalize(
-        skipped=report.skipped,
-        extra={
-            "sources": [str(s) for s in sources],
-            "source_report": report.to_dict(),
-            "seconds_this_run": round(elapsed, 2),
-            "images_per_second_this_run": round(writer.stats.images / elapsed, 3) if elapsed > 0 else None,
-        },
-        preview_count=config.preview_count,
-    )
-    if summary["images"] == 0:
-        first = "; ".join(f"{p}: {r}" for p, r in report.skipped[:3])
-        raise SourceError(
-            f"no image could be read from {[str(s) for s in sources]}: {len(report.skipped)} input(s) skipped"
-            + (f" ({first})" if first else "")
+    frames = iter_frames(sources, config.sources, report=report, resume=writer.is_input_done)
+    with writer:
+        with ProgressBar(total=max(total, already), desc="labeling", enabled=config.progress,
+                         initial=already, unit="img") as bar:
+            for batch in _batches(frames, config.batch_size, config.prefetch, config.prefetch_bytes):
+                _label_batch(batch, t, rescorer, onto, config, hard_floor, writer)
+                bar.update(len(batch))
+                bar.set_postfix(boxes=writer.stats.boxes, skipped=len(report.skipped))
+        elapsed = time.perf_counter() - start
+        return writer.finalize(
+            skipped=report.skipped,
+            extra={
+                "sources": [str(s) for s in sources],
+                "source_report": report.to_dict(),
+                "seconds_this_run": round(elapsed, 2),
+                "images_per_second_this_run": round(writer.stats.images / elapsed, 3) if elapsed > 0 else None,
+            },
+            preview_count=config.preview_count,
         )
-    return LabelResult(out=Path(out), data_yaml=Path(out) / "data.yaml", summary=summary, report=report)
+
+
+def _label_batch(batch: list[Frame], t: Teacher, rescorer: Any, onto: Ontology, config: LabelConfig,
+                 hard_floor: float, writer: DatasetWriter) -> None:
+    images = [f.image for f in batch]
+    try:
+        if config.uncertain_conf is None:
+            dets, uncs = t.predict(images), None
+        else:
+            pairs = t.predict_split(images, hard_floor)
+            dets, uncs = [h for h, _ in pairs], [u for _, u in pairs]
+        if rescorer is not None:
+            dets = rescorer.rescore(images, dets)
+            uncs = rescorer.rescore(images, uncs) if uncs is not None else None
+    except (MemoryError, RuntimeError) as e:
+        raise TeacherError(
+            f"teacher '{t.spec}' failed on a batch of {len(images)} images starting with "
+            f"{batch[0].source}: {str(e).splitlines()[0][:200]} (try a smaller --batch-size)"
+        ) from None
+    if len(dets) != len(images):
+        raise TeacherError(f"teacher '{t.spec}' returned {len(dets)} results for {len(images)} images")
+    if uncs is None:
+        writer.write_batch(batch, [postprocess(d, onto, im.shape, config) for d, im in zip(dets, images)])
+    else:
+        parts = [_split_labels(d, u, onto, im.shape, config) for d, u, im in zip(dets, uncs, images)]
+        writer.write_batch(batch, [h for h, _ in parts], uncertain=[u for _, u in parts])
 
 
 def _jsonable(obj: Any) -> Any:

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from autolabel.checkpoints import unpatched_image_open
 from autolabel.errors import ConfigError, SourceError
 
 __all__ = [
@@ -74,6 +75,9 @@ _MAX_PLAUSIBLE_FPS = 1000.0  # broken containers report 90000 (the MPEG-TS clock
 _THUMB_SIZE = (64, 36)  # (width, height) of the grayscale thumbnail used for de-duplication
 _MAX_ID_LEN = 200  # keeps f"{id}_f0000000.jpg" under the usual 255-byte file name limit
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+# An id part kept as it is: starts with a letter or digit, single underscores only, none at the end.
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*(?:_[A-Za-z0-9.-]+)*")
+_FRAME_LIKE = re.compile(r"_f[0-9]{7,}$")  # what _make_frame_id appends to a video's id
 # EXIF orientation -> the numpy operation that undoes it (same results as PIL.ImageOps.exif_transpose).
 _ORIENT_OPS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda a: a[:, ::-1],
@@ -247,11 +251,19 @@ def discover(sources: Sequence[str | Path], report: SourceReport | None = None) 
     folders (name starting with ``.``) are skipped; extensions match case-insensitively; symlinked folders
     are followed unless they loop back to a folder being walked.
 
-    Ids are the path relative to the source root, extension removed, separators replaced by ``__`` and
-    characters outside ``[A-Za-z0-9._-]`` by ``_``. The root of a folder source is the folder itself when one
-    source is given and its parent when several are (``camA__x``, ``camB__x``); a file's root is its parent.
-    When two files of one folder get the same id (``a.jpg``, ``a.png``) the later one gets the lowercased
-    extension appended (``a_png``). Ids longer than 200 characters are shortened with a hash.
+    Ids are the path relative to the source root, extension removed, separators replaced by ``__``
+    (``sub/x.jpg`` -> ``sub__x``). The root of a folder source is the folder itself when one source is given
+    and its parent when several are (``camA__x``, ``camB__x``); a file's root is its parent. Distinct files
+    always get distinct ids, stable across runs:
+
+    * a path whose parts are not all *plain* (letters, digits, ``.``, ``-`` and single inner ``_``; a part
+      ending in ``_f`` + 7 digits is not plain either, since video frame ids end so) would lose information
+      when cleaned (``x y/x.jpg`` vs ``x_y/x.jpg``, ``日本/x.jpg`` vs ``中国/x.jpg``, ``a__x.jpg`` vs
+      ``a/x.jpg``, ``cam_f0000000.jpg`` vs frame 0 of ``cam.mp4``): its id is the cleaned name, ``___`` and
+      a 12-hex hash of the raw relative path (``x_y__x___3f2a…``), a form no plain id takes;
+    * when two files of one folder share a stem (``a.jpg``, ``a.png``) the later one gets the lowercased
+      extension appended (``a_png``);
+    * ids never start with ``.`` and are at most 200 characters (longer ones are shortened with a hash).
 
     Args:
         sources: Folders, image files or video files (a single path is accepted too).
@@ -266,6 +278,9 @@ def discover(sources: Sequence[str | Path], report: SourceReport | None = None) 
         >>> (root / "sub").mkdir(); (root / "sub" / "x.JPG").touch(); (root / "notes.txt").touch()
         >>> [(m.kind, m.id) for m in discover([root])]
         [('image', 'sub__x')]
+        >>> (root / "sub" / "y z.jpg").touch()
+        >>> [m.id for m in discover([root])][1][:8]
+        'sub__y_z'
     """
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
@@ -294,7 +309,7 @@ def _discover(paths: list[Path], report: SourceReport) -> Iterator[MediaItem]:
 
     for p in paths:
         if p.is_dir():
-            prefix = [unique(_safe(Path(os.path.abspath(p)).name) or "root")] if several else []
+            prefix = [unique(Path(os.path.abspath(p)).name or "root")] if several else []
             yield from _walk(p, prefix, report, ())
         else:
             kind = _kind(p.name)
@@ -302,13 +317,19 @@ def _discover(paths: list[Path], report: SourceReport) -> Iterator[MediaItem]:
                 report.ignored_files += 1
                 continue
             _count(report, kind)
-            yield MediaItem(path=p, kind=kind, id=unique(_make_id([], _split_stem(p.name)[0])))
+            stem = _split_stem(p.name)[0]
+            if _plain(stem):
+                ident = _make_id([unique(stem)])
+            else:  # numbered on the raw name, so two different lossy names never share a number
+                ident = _lossy_id([], unique(stem), f"file:{p.name}")
+            yield MediaItem(path=p, kind=kind, id=ident)
 
 
 def _walk(
     directory: Path, prefix: list[str], report: SourceReport, ancestors: tuple[tuple[int, int], ...]
 ) -> Iterator[MediaItem]:
-    """Depth-first walk of one folder; ``ancestors`` (dev, inode) pairs stop symlink loops."""
+    """Depth-first walk of one folder; ``prefix`` holds the raw names of the id's leading parts and
+    ``ancestors`` (dev, inode) pairs stop symlink loops."""
     try:
         st = directory.stat()
         key = (st.st_dev, st.st_ino)
@@ -321,11 +342,12 @@ def _walk(
         report.skipped.append((str(directory), f"cannot list folder: {exc.strerror or exc}"))
         return
     ancestors = (*ancestors, key)
+    plain_prefix = all(_plain(part) for part in prefix)
     used: set[str] = set()  # ids given in this folder, for the same-stem rule
     for name, entry_kind in entries:
         path = directory / name
         if entry_kind == "dir":
-            yield from _walk(path, [*prefix, _safe(name)], report, ancestors)
+            yield from _walk(path, [*prefix, name], report, ancestors)
             continue
         kind = _kind(name)
         if kind is None:
@@ -335,15 +357,19 @@ def _walk(
             report.skipped.append((str(path), "not a regular file (broken link, pipe or device)"))
             continue
         stem, ext = _split_stem(name)
-        local = _safe(stem) or "_"
+        _count(report, kind)
+        if not (plain_prefix and _plain(stem)):
+            # The cleaned name loses information: a hash of the raw relative path keeps it unique.
+            yield MediaItem(path=path, kind=kind, id=_lossy_id(prefix, stem, "/".join([*prefix, name])))
+            continue
+        local = stem
         if local in used:  # a.jpg then a.png: the later one becomes a_png (then a_png_2, ... if needed)
-            base = f"{local}_{_safe(ext.lstrip('.').lower()) or 'x'}"
+            base = f"{local}_{ext.lstrip('.').lower()}"
             local, n = base, 2
             while local in used:
                 local, n = f"{base}_{n}", n + 1
         used.add(local)
-        _count(report, kind)
-        yield MediaItem(path=path, kind=kind, id=_make_id(prefix, local))
+        yield MediaItem(path=path, kind=kind, id=_make_id([*prefix, local]))
 
 
 def _entry_kind(entry: os.DirEntry[str]) -> str:
@@ -380,11 +406,35 @@ def _safe(part: str) -> str:
     return _UNSAFE.sub("_", part)
 
 
-def _make_id(prefix: list[str], local: str) -> str:
-    ident = "__".join([*prefix, _safe(local)])
-    if len(ident) > _MAX_ID_LEN:  # deep trees: keep the tail readable, keep ids unique with a hash
+def _plain(part: str) -> bool:
+    """True when ``part`` is its own id part: cleaning it loses nothing and it cannot be mistaken for the
+    ``__`` separator, a hashed id (``___``), a video frame id (``_f0000123``) or a hidden file."""
+    return _PLAIN.fullmatch(part) is not None and _FRAME_LIKE.search(part) is None
+
+
+def _make_id(parts: list[str]) -> str:
+    """The id of plain parts: joined by ``__`` (each part already passed :func:`_plain`)."""
+    return _shorten("__".join(parts))
+
+
+def _lossy_id(parts: list[str], stem: str, key: str) -> str:
+    """A readable cleaned name plus ``___`` and a hash of the raw relative path ``key``.
+
+    Plain ids never contain ``___`` (plain parts neither start nor end with ``_`` nor hold ``__``) and never
+    end in ``_f`` + digits, so a hashed id can meet neither a plain id nor a video frame id; two different
+    raw paths share one only on a 48-bit hash collision.
+    """
+    clean = "__".join(_safe(p) for p in [*parts, stem]) or "_"
+    if clean.startswith("."):  # an explicitly named dotfile: its dataset files must not be hidden files
+        clean = "_" + clean[1:]
+    digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return _shorten(f"{clean}___{digest}")
+
+
+def _shorten(ident: str) -> str:
+    if len(ident) > _MAX_ID_LEN:  # deep trees: keep the head readable, keep ids unique with a hash
         digest = hashlib.sha1(ident.encode()).hexdigest()[:12]
-        ident = f"{ident[: _MAX_ID_LEN - 13]}_{digest}"
+        ident = f"{ident[: _MAX_ID_LEN - 15]}___{digest}"
     return ident
 
 
@@ -508,7 +558,9 @@ def _load_image(path: Path, config: SourceConfig) -> tuple[np.ndarray, str | Non
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            img = Image.open(path)
+            # Pillow's own open: Ultralytics, once imported, replaces Image.open with one that runs
+            # ``pip install pi-heif`` on a file Pillow cannot identify. autolabel never installs at run time.
+            img = unpatched_image_open()(path)
         except Image.DecompressionBombError as exc:
             raise SourceError(f"too large: {_one_line(exc)}") from exc
         except UnidentifiedImageError as exc:
@@ -656,6 +708,7 @@ def iter_frames(
     config: SourceConfig = _DEFAULT_CONFIG,
     report: SourceReport | None = None,
     skip: Callable[[str], bool] | None = None,
+    resume: Callable[[str, Path, int | None], bool] | None = None,
 ) -> Iterator[Frame]:
     """Lazily yield decoded images and sampled video frames, in discovery order.
 
@@ -671,6 +724,8 @@ def iter_frames(
         skip: Resume support: called with a frame id; when it returns True the frame is not yielded. Images
             are then not even decoded; video frames still take part in de-duplication, so a resumed run
             keeps exactly the frames the first run kept.
+        resume: Like ``skip`` but called with ``(frame id, source file, frame index or None for an image)``,
+            so a dataset writer can recognise an input it labeled under another id (another source list).
 
     Example:
         >>> import tempfile
@@ -684,15 +739,28 @@ def iter_frames(
     config = config or _DEFAULT_CONFIG
     report = report if report is not None else SourceReport()
     report._reset_found()
+    done = _done_test(skip, resume)
     for item in discover(sources, report):
         if item.kind == IMAGE:
-            if skip is not None and skip(item.id):
+            if done is not None and done(item.id, item.path, None):
                 continue
             frame = _image_frame(item, config, report)
             if frame is not None:
                 yield frame
         else:
-            yield from _video_frames(item, config, report, skip)
+            yield from _video_frames(item, config, report, done)
+
+
+def _done_test(
+    skip: Callable[[str], bool] | None, resume: Callable[[str, Path, int | None], bool] | None
+) -> Callable[[str, Path, int | None], bool] | None:
+    if skip is None and resume is None:
+        return None
+
+    def done(frame_id: str, path: Path, index: int | None) -> bool:
+        return (skip is not None and skip(frame_id)) or (resume is not None and resume(frame_id, path, index))
+
+    return done
 
 
 def _image_frame(item: MediaItem, config: SourceConfig, report: SourceReport) -> Frame | None:
@@ -764,7 +832,8 @@ def _estimate_video_samples(path: Path, config: SourceConfig) -> int:
 
 
 def _video_frames(
-    item: MediaItem, config: SourceConfig, report: SourceReport, skip: Callable[[str], bool] | None
+    item: MediaItem, config: SourceConfig, report: SourceReport,
+    skip: Callable[[str, Path, int | None], bool] | None,
 ) -> Iterator[Frame]:
     import cv2
 
@@ -797,7 +866,7 @@ def _video_frames(
             next_sample = n_samples * step
             report.frames_sampled += 1
             frame_id = _make_frame_id(item.id, index)
-            if threshold == 0 and skip is not None and skip(frame_id):
+            if threshold == 0 and skip is not None and skip(frame_id, item.path, index):
                 decoded += 1  # no dedup state to keep, so a resumed frame need not be decoded at all
                 continue
             ok, bgr = cap.retrieve()
@@ -817,7 +886,7 @@ def _video_frames(
                     report.frames_deduplicated += 1
                     continue
                 last_thumb = thumb  # compare with the last KEPT frame, so slow drifts still get sampled
-            if skip is not None and skip(frame_id):
+            if skip is not None and skip(frame_id, item.path, index):
                 continue
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             if config.max_side:
@@ -836,8 +905,27 @@ def _video_frames(
             )
         if decoded == 0:
             report.skipped.append((source, "video has no decodable frames"))
+        else:
+            _check_complete(cap, index + 1, n_samples, source, report)
     finally:
         cap.release()  # also runs when the consumer stops early and the generator is closed
+
+
+def _check_complete(cap: Any, read: int, sampled: int, source: str, report: SourceReport) -> None:
+    """Record a video that ended well before the frame count its header declares (a truncated file)."""
+    import cv2
+
+    declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    if not (math.isfinite(declared) and declared >= 1):
+        return  # raw streams often declare nothing: nothing to compare with
+    declared = int(declared)
+    # Some containers estimate the count from duration x fps: allow a small miss before calling it a cut.
+    if read < declared - max(2, round(0.02 * declared)):
+        report.skipped.append((
+            source,
+            f"truncated or corrupt video: decoding stopped at frame {read} of the {declared} its header "
+            f"declares; the {sampled} frame(s) sampled before the cut were used, the rest is missing",
+        ))
 
 
 def _make_frame_id(video_id: str, index: int) -> str:

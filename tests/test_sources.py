@@ -189,8 +189,10 @@ def test_ids_same_stem_and_unsafe_characters(tmp_path: Path) -> None:
     ids = [m.id for m in discover([tmp_path])]
     # Sorted by name: "a.JPG" < "a.jpg" < "a.png"; the later files of a stem get their extension appended.
     assert ids[:3] == ["a", "a_jpg", "a_png"]
-    assert "my_photo__1_" in ids and "my_photo__1__png" in ids
-    assert "caf_" in ids and "caf__bmp" in ids
+    # Names that lose information when cleaned keep a readable head plus "___" and a hash of the raw name.
+    lossy = [i for i in ids[3:]]
+    assert sorted(i.rsplit("___", 1)[0] for i in lossy) == ["caf_", "caf_", "my_photo__1_", "my_photo__1_"]
+    assert all(re.fullmatch(r".+___[0-9a-f]{12}", i) for i in lossy)
     assert len(set(ids)) == len(ids) == 7
     assert all(SAFE_ID.match(i) for i in ids)
 
@@ -201,7 +203,7 @@ def test_ids_unique_and_safe_across_a_tree(tree: Path, tmp_path: Path) -> None:
     ids = [m.id for m in discover([tree, tmp_path / "data" / "sub"])]
     assert len(ids) == len(set(ids))
     assert all(SAFE_ID.match(i) for i in ids)
-    assert "data__weird_dir_1____ber" in ids  # "ü" and " " each become "_"
+    assert any(i.startswith("data__weird_dir_1____ber___") for i in ids)  # "ü", " " and "#" become "_"
 
 
 def test_very_long_ids_are_shortened_but_unique(tmp_path: Path) -> None:
