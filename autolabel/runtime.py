@@ -28,22 +28,25 @@ resizing) pillow or opencv, whichever is installed.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 
 try:  # inside the autolabel package; the copy in a bundle works without it
     from autolabel.errors import ConfigError as _BundleErrorBase
 except ImportError:  # pragma: no cover - standalone copy
-    _BundleErrorBase = Exception
+    _BundleErrorBase = ValueError
 
-__all__ = ["BUNDLE_FILE", "BundleError", "Detections", "Detector", "letterbox", "load_bundle", "nms"]
+__all__ = ["BUNDLE_FILE", "BundleError", "Detections", "Detector", "letterbox", "load_bundle", "nms",
+           "validate_meta"]
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "autolabel-bundle"
 BUNDLE_VERSION = 1
+TASKS = ("detect", "classify")
 
 
 class BundleError(_BundleErrorBase):
@@ -152,6 +155,137 @@ def decode(raw: np.ndarray, thresholds: np.ndarray, iou: float, max_det: int = 3
     return xyxy[keep], score[keep], cid[keep].astype(np.int64), cls[keep]
 
 
+def _is_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _inside(root: Path, rel: object, where: str) -> Path:
+    """``root / rel`` for a file name written in bundle.json, refused unless it lies inside ``root``.
+
+    Checked before anything is opened: an absolute path, a ``..`` part (POSIX or Windows spelling) or a
+    symbolic link that leads out of the bundle would otherwise make the runtime load a file chosen by
+    whoever wrote bundle.json.
+    """
+    if not isinstance(rel, str) or not rel.strip():
+        raise BundleError(f"{where} must be a file name inside the bundle folder, found {rel!r}")
+    win = PureWindowsPath(rel)
+    if Path(rel).is_absolute() or win.is_absolute() or win.drive or ".." in win.parts:
+        raise BundleError(f"{where} is '{rel}', outside the bundle folder; model files must lie inside it")
+    path = root / rel
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise BundleError(f"{where} is '{rel}', a link that leads outside the bundle folder; model files must "
+                          f"lie inside it") from None
+    return path
+
+
+def validate_meta(meta: object, root: Path, where: str = BUNDLE_FILE) -> dict:
+    """Check a parsed ``bundle.json`` completely; raise :class:`BundleError` (one line) at the first problem.
+
+    Everything the runtime reads is checked here, before any model file is opened: format and version,
+    task, class names, model file names (they must lie inside ``root``), preprocessing and post-processing
+    values (types and ranges). That the model matches ``imgsz`` and ``names`` is checked once it is loaded.
+
+    Example:
+        >>> validate_meta({"format": "autolabel-bundle", "version": 1, "names": []}, Path("b"))  # doctest: +SKIP
+        BundleError: bundle.json: names must be a non-empty list of class names, found []
+    """
+    if not isinstance(meta, dict):
+        raise BundleError(f"{where}: expected a JSON object, found {type(meta).__name__}")
+    if meta.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{where}: format is {meta.get('format')!r}, expected '{BUNDLE_FORMAT}'")
+    version = meta.get("version")
+    if not _is_int(version) or version < 1:
+        raise BundleError(f"{where}: version must be a whole number from 1 to {BUNDLE_VERSION}, found {version!r}")
+    if version > BUNDLE_VERSION:
+        raise BundleError(f"{where}: bundle version {version} is newer than this runtime ({BUNDLE_VERSION}); "
+                          "update autolabel")
+    task = meta.get("task", "detect")
+    if task not in TASKS:
+        raise BundleError(f"{where}: task must be one of {list(TASKS)}, found {task!r}")
+    names = meta.get("names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise BundleError(f"{where}: names must be a non-empty list of class names, found "
+                          f"{'nothing' if names is None else repr(names)[:80]}")
+    if len(set(names)) != len(names):
+        raise BundleError(f"{where}: names repeats {sorted({n for n in names if names.count(n) > 1})}")
+    models = meta.get("models")
+    if not isinstance(models, dict) or not models:
+        raise BundleError(f"{where}: models must map a model kind (fp32, int8, fp16) to its file, found {models!r}")
+    for key in ("models", "extra_models"):  # every file named, including those this run will not open
+        files = meta.get(key) or {}
+        if not isinstance(files, dict):
+            raise BundleError(f"{where}: {key} must map names to files inside the bundle, found {files!r}")
+        for k, rel in files.items():
+            _inside(root, rel, f"{where}: {key}.{k}")
+    pre = meta.get("preprocessing")
+    if not isinstance(pre, dict):
+        raise BundleError(f"{where}: preprocessing must be an object with imgsz, found {pre!r}")
+    imgsz = pre.get("imgsz")
+    if not _is_int(imgsz) or imgsz <= 0:
+        raise BundleError(f"{where}: preprocessing.imgsz must be a positive whole number, found {imgsz!r}")
+    pad = pre.get("pad_value", 114)
+    if not _is_int(pad) or not 0 <= pad <= 255:
+        raise BundleError(f"{where}: preprocessing.pad_value must be a whole number in [0, 255], found {pad!r}")
+    if pre.get("letterbox", True) not in (True, False, "square"):
+        raise BundleError(f"{where}: preprocessing.letterbox must be true, false or 'square', "
+                          f"found {pre.get('letterbox')!r}")
+    for k, default in (("mean", [0, 0, 0]), ("std", [1, 1, 1])):
+        v = pre.get(k, default)
+        if not isinstance(v, list) or len(v) != 3 or not all(_is_number(x) for x in v) or (
+                k == "std" and min(v) <= 0):
+            raise BundleError(f"{where}: preprocessing.{k} must be 3 numbers{' > 0' if k == 'std' else ''}, "
+                              f"found {v!r}")
+    post = meta.get("postprocessing", {})
+    if not isinstance(post, dict):
+        raise BundleError(f"{where}: postprocessing must be an object, found {post!r}")
+    for k, lo, lo_open in (("conf", 0.0, False), ("iou", 0.0, True)):
+        v = post.get(k, 0.25 if k == "conf" else 0.7)
+        if not _is_number(v) or not (lo < v if lo_open else lo <= v) or v > 1:
+            raise BundleError(f"{where}: postprocessing.{k} must be a number in {'(' if lo_open else '['}0, 1], "
+                              f"found {v!r}")
+    max_det = post.get("max_det", 300)
+    if not _is_int(max_det) or max_det < 1:
+        raise BundleError(f"{where}: postprocessing.max_det must be a whole number >= 1, found {max_det!r}")
+    th = post.get("thresholds", {})
+    if not isinstance(th, dict):
+        raise BundleError(f"{where}: postprocessing.thresholds must map class names to scores, found {th!r}")
+    for n, v in th.items():
+        if n not in names:
+            raise BundleError(f"{where}: postprocessing.thresholds names class {n!r}, which is not in names")
+        if not _is_number(v) or not 0 <= v <= 1:
+            raise BundleError(f"{where}: postprocessing.thresholds[{n!r}] must be a number in [0, 1], found {v!r}")
+    return meta
+
+
+def _check_model_io(session: object, meta: dict, path: Path, where: str = BUNDLE_FILE) -> None:
+    """The loaded model's input size and class count must be those bundle.json promises."""
+    inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    imgsz, n = meta["preprocessing"]["imgsz"], len(meta["names"])
+    shape = list(inp.shape)
+    if len(shape) != 4:
+        raise BundleError(f"{path.name}: expected an NCHW image input, found shape {shape}")
+    hw = [d for d in shape[2:] if isinstance(d, int)]
+    if any(d != imgsz for d in hw):
+        raise BundleError(f"{where}: preprocessing.imgsz is {imgsz} but {path.name} takes "
+                          f"{shape[2]}x{shape[3]} images")
+    dims = list(out.shape)
+    task = meta.get("task", "detect")
+    classes = None
+    if task == "detect" and len(dims) == 3 and isinstance(dims[1], int):
+        classes = dims[1] - 4
+    elif task == "classify" and len(dims) == 2 and isinstance(dims[1], int):
+        classes = dims[1]
+    if classes is not None and classes != n:
+        raise BundleError(f"{where}: names lists {n} class{'es' if n != 1 else ''} but {path.name} "
+                          f"outputs {classes}")
+
+
 class Detector:
     """An ONNX detection model and its bundle settings."""
 
@@ -169,18 +303,13 @@ class Detector:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError) as e:
             raise BundleError(f"{meta_path}: not valid JSON ({e})") from None
-        if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
-            raise BundleError(f"{meta_path}: format is {meta.get('format') if isinstance(meta, dict) else None!r}, "
-                              f"expected '{BUNDLE_FORMAT}'")
-        if int(meta.get("version", 0)) > BUNDLE_VERSION:
-            raise BundleError(f"{meta_path}: bundle version {meta['version']} is newer than this runtime "
-                              f"({BUNDLE_VERSION}); update autolabel")
-        models = meta.get("models") or {}
+        meta = validate_meta(meta, root, str(meta_path))
+        models = meta["models"]
         if model is None:
-            model = next((k for k in ("int8", "fp32", "fp16") if k in models), None)
+            model = next((k for k in ("int8", "fp32", "fp16") if k in models), next(iter(models)))
         if model not in models:
             raise BundleError(f"bundle '{root}' has no '{model}' model; it has {sorted(models)}")
-        path = root / models[model]
+        path = _inside(root, models[model], f"{meta_path}: models.{model}")
         if not path.is_file():
             raise BundleError(f"bundle '{root}': model file {models[model]} is missing")
         try:
@@ -196,21 +325,22 @@ class Detector:
             self.session = ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise BundleError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:160]})") from None
+        _check_model_io(self.session, meta, path, str(meta_path))
         self.root, self.meta, self.model = root, meta, model
-        self.names: list[str] = [str(n) for n in meta["names"]]
-        pre = meta.get("preprocessing", {})
-        self.imgsz = int(pre.get("imgsz", 640))
+        self.names: list[str] = list(meta["names"])
+        pre = meta["preprocessing"]
+        self.imgsz = pre["imgsz"]
         self.pad_value = int(pre.get("pad_value", 114))
         self.letterbox = pre.get("letterbox", True)  # False: plain resize to imgsz x imgsz (SSD)
         self.input_name = self.session.get_inputs()[0].name
         shape = self.session.get_inputs()[0].shape
         self.fixed_batch = int(shape[0]) if isinstance(shape[0], int) else None
         self.input_dtype = np.float16 if "float16" in self.session.get_inputs()[0].type else np.float32
-        self.task = str(meta.get("task", "detect"))
+        self.task = meta.get("task", "detect")
         self.mean = np.asarray(pre.get("mean", [0, 0, 0]), np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(pre.get("std", [1, 1, 1]), np.float32).reshape(1, 3, 1, 1)
         post = meta.get("postprocessing", {})
-        th = post.get("thresholds") or {}
+        th = post.get("thresholds", {})
         default = float(post.get("conf", 0.25))
         self.thresholds = np.array([float(th.get(n, default)) for n in self.names], dtype=np.float32)
         self.iou = float(post.get("iou", 0.7))
