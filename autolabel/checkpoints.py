@@ -34,6 +34,7 @@ __all__ = [
     "load_yolo",
     "trust_checkpoints",
     "trusted",
+    "ultralytics_home",
     "unpatched_image_open",
 ]
 
@@ -73,6 +74,16 @@ def unpatched_image_open() -> Any:
     return Image.open
 
 
+def ultralytics_home(folder: str | Path) -> None:
+    """Keep Ultralytics' settings file under ``folder/.ultralytics`` instead of ``~/.config/Ultralytics``.
+
+    Only before Ultralytics is first imported and only when ``YOLO_CONFIG_DIR`` is not set by the user; the
+    CLI calls it with each command's output folder so that a run leaves nothing outside it.
+    """
+    if "ultralytics" not in sys.modules and not os.environ.get("YOLO_CONFIG_DIR"):
+        os.environ["YOLO_CONFIG_DIR"] = str(Path(folder).expanduser().resolve() / ".ultralytics")
+
+
 def import_ultralytics() -> ModuleType:
     """Import Ultralytics the way autolabel needs it: nothing installed at run time, checkpoints loaded safely.
 
@@ -81,6 +92,7 @@ def import_ultralytics() -> ModuleType:
     """
     if "ultralytics" not in sys.modules:
         os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+        os.environ.setdefault("YOLO_VERBOSE", "false")  # its argument dump and layer tables; --verbose shows them
         os.environ["ULTRALYTICS_SAFE_LOAD"] = "0" if trusted() else "1"
     import ultralytics
 
@@ -100,9 +112,23 @@ def _configure(ultralytics: ModuleType) -> None:
     utils.AUTOINSTALL = False
     checks.AUTOINSTALL = False
     tasks.SAFE_LOAD = not trusted()
+    _allow_autolabel_modules()
     orig = getattr(patches, "_image_open", None)
     if orig is not None and Image.open is getattr(patches, "image_open", None):
         Image.open = orig
+
+
+def _allow_autolabel_modules() -> None:
+    """autolabel's own layers that its checkpoints hold (pruned students) join the weights-only allow-list.
+
+    They are plain ``nn.Module`` subclasses: the restricted unpickler only sets their attributes, it calls no
+    code of the file's choosing.
+    """
+    import torch
+
+    from autolabel.compress.pruning import C2fSplit
+
+    torch.serialization.add_safe_globals([C2fSplit])
 
 
 def safe_loading_supported() -> bool:

@@ -70,6 +70,7 @@ def label_cmd(
         sources=SourceConfig(video_fps=None if stride else fps, video_stride=stride, dedup_threshold=dedup,
                              max_side=max_side),
     )
+    _home(out)
     res = label(sources, ontology=ontology, teacher=teacher, out=out, config=cfg)
     s = res.summary
     typer.echo(f"labeled {s['images']} images ({s['train']} train / {s['val']} val, "
@@ -180,6 +181,7 @@ def train_cmd(
         hint_weight=hint_weight, resume=resume, overwrite=overwrite, progress=not quiet, gt=gt,
         ultralytics=_key_values(hyp or [], "--hyp"),
     )
+    _home(out)
     res = train(dataset, student=student, out=out, config=cfg)
     m = res.metrics
     typer.echo(f"trained {res.settings['student']} -> {res.best}")
@@ -231,6 +233,7 @@ def run_cmd(
     from autolabel.pipeline import Pipeline
 
     p = Pipeline.from_yaml(pipeline, overrides=set_ or (), log=lambda m: typer.echo(m, err=True))
+    _home(out)
     res = p.run(sources, out, ontology=ontology, progress=not quiet)
     s = res.summary
     typer.echo(f"run folder: {res.run_dir}")
@@ -274,6 +277,7 @@ def prune_cmd(
     cfg = PruneConfig(ratio=ratio, target=target, keep=tuple(keep or ()), imgsz=imgsz, recover_epochs=recover_epochs,
                       rounds=rounds, round_to=round_to, kd=not no_kd, batch=batch, lr0=lr0, device=device,
                       progress=not quiet)
+    _home(out)
     res = prune(model, out, data=data, config=cfg)
     r = res.report
 
@@ -349,6 +353,7 @@ def export_cmd(
     cfg = ExportConfig(imgsz=imgsz, dynamic=dynamic, batch=batch, opset=opset, fp16=fp16, int8=int8,
                        calib_images=calib_images, calib_method=calib_method, formats=extra, evaluate=not no_eval,
                        progress=not quiet)
+    _home(out)
     res = export(model, out, data=data, config=cfg)
     res_out = res.bundle
     typer.echo(f"bundle -> {res_out}")
@@ -400,12 +405,19 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="Show Ultralytics' own logs (training arguments, layer tables, per-epoch metrics)."
+    )] = False,
     trust_checkpoint: Annotated[bool, typer.Option(
         "--trust-checkpoint",
         help="Load .pt files with full unpickling. Off by default: a .pt is a pickle and can run code, so only "
              "plain weights are loaded unless you vouch for the file (accepted after the command name too).",
     )] = False,
 ) -> None:
+    if verbose:
+        import os
+
+        os.environ["YOLO_VERBOSE"] = "true"
     if trust_checkpoint:
         from autolabel.checkpoints import trust_checkpoints
 
@@ -414,12 +426,20 @@ def _root(
                    "can run code on this machine", err=True)
 
 
+_GLOBAL_FLAGS = ("--trust-checkpoint", "--verbose")
+
+
 def _hoist_global_flags(argv: list[str]) -> list[str]:
-    """Accept ``--trust-checkpoint`` after the command name too (``autolabel export m.pt --trust-checkpoint``)."""
-    flag = "--trust-checkpoint"
-    if flag not in argv[1:]:
-        return argv
-    return [flag, *[a for a in argv if a != flag]]
+    """Accept the global flags after the command name too (``autolabel export m.pt --trust-checkpoint``)."""
+    head = [f for f in _GLOBAL_FLAGS if f in argv]
+    return [*head, *[a for a in argv if a not in _GLOBAL_FLAGS]] if head else argv
+
+
+def _home(out: Path) -> None:
+    """Ultralytics' settings file goes inside this command's output folder, not ~/.config."""
+    from autolabel.checkpoints import ultralytics_home
+
+    ultralytics_home(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -427,7 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    import os
+
     args = list(sys.argv[1:] if argv is None else argv)
+    # before anything imports Ultralytics: no run-time pip installs, its logs only with --verbose
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("YOLO_VERBOSE", "true" if "--verbose" in args else "false")
     try:
         app(args=_hoist_global_flags(args), standalone_mode=True)
     except AutolabelError as e:

@@ -49,6 +49,9 @@ def resolve_local_weights(spec: str) -> Path | None:
 def _ultralytics_weights_dir() -> Path:
     """Where Ultralytics keeps downloaded weights (its ``weights_dir`` setting)."""
     try:  # only called when weights are about to be loaded, so importing ultralytics here costs nothing extra
+        from autolabel.checkpoints import import_ultralytics
+
+        import_ultralytics()
         from ultralytics.utils import SETTINGS
 
         return Path(SETTINGS["weights_dir"])

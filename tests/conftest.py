@@ -67,3 +67,41 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Tests never touch the network: any connection to a non-loopback address fails the test.
+
+    Libraries often catch the error of a refused download and carry on (a warning, a fallback), so the
+    attempts are recorded and checked after the test, not only raised.
+    """
+    import socket
+
+    attempts: list[object] = []
+    real = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        local = self.family == getattr(socket, "AF_UNIX", None) or (
+            isinstance(host, str) and (host.startswith("127.") or host in {"localhost", "::1"})
+        )
+        if not local:
+            attempts.append(address)
+            raise OSError(f"tests never touch the network (tried {address})")
+        return real(self, address)
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if isinstance(host, bytes):
+            host = host.decode()
+        if host is None or host in {"localhost", "::1"} or str(host).startswith("127."):
+            return real_getaddrinfo(host, *args, **kwargs)
+        attempts.append(host)
+        raise socket.gaierror(f"tests never touch the network (looked up {host})")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    yield
+    assert not attempts, f"the test tried to reach the network: {attempts}"

@@ -372,8 +372,13 @@ def test_bad_input_is_one_line(dataset, tmp_path):
         load_ssdlite(tmp_path / "junk.pt")
 
 
-def test_cli_trains_ssdlite_through_the_train_command(dataset, tmp_path, capsys):
+def test_cli_trains_ssdlite_through_the_train_command(dataset, tmp_path, capsys, monkeypatch):
     from autolabel.cli import main
+
+    def offline(progress):  # the CLI's default pretrained="auto" would try torchvision's COCO download
+        raise OSError("offline")
+
+    monkeypatch.setattr(ssdlite, "_download_coco_state_dict", offline)
 
     out = tmp_path / "cli"
     args = ["train", str(dataset), "--student", "ssdlite320_mobilenet_v3_large", "--out", str(out),

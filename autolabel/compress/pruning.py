@@ -442,10 +442,11 @@ def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float
         return None
     import logging
 
-    from ultralytics.utils import LOGGER
-
-    from autolabel.checkpoints import load_yolo
+    from autolabel.checkpoints import import_ultralytics, load_yolo
     from autolabel.weights import resolve_device
+
+    import_ultralytics()
+    from ultralytics.utils import LOGGER
 
     level = LOGGER.level
     LOGGER.setLevel(logging.WARNING)
@@ -453,7 +454,8 @@ def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float
         dev = resolve_device(config.device)
         m = load_yolo(weights).val(data=str(data_yaml), imgsz=config.imgsz, batch=config.batch, plots=False,
                                    device="cpu" if dev == "cpu" else dev.replace("cuda:", ""), verbose=False,
-                                   workers=config.workers, conf=0.001)
+                                   workers=config.workers, conf=0.001,
+                                   project=str(weights.parent), name="val", exist_ok=True)  # not ./runs/detect
     finally:
         LOGGER.setLevel(level)
     return {"mAP50-95": round(float(m.box.map), 5), "mAP50": round(float(m.box.map50), 5)}

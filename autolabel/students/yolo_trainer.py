@@ -532,9 +532,12 @@ class AutolabelTrainer(DetectionTrainer):
 
 def run_training(overrides: dict[str, Any], plan: Plan, quiet: bool = False) -> AutolabelTrainer:
     """Build an :class:`AutolabelTrainer` and train; Ultralytics' dataset errors become one-line ``DatasetError``."""
+    import ultralytics.utils as ul_utils
+
     level = LOGGER.level
     if quiet:
         LOGGER.setLevel(logging.WARNING)  # also silences Ultralytics' tqdm bars
+    bars: list[Any] = []
     try:
         try:
             trainer = AutolabelTrainer(overrides=overrides, plan=plan)
@@ -543,7 +546,38 @@ def run_training(overrides: dict[str, Any], plan: Plan, quiet: bool = False) -> 
         except (RuntimeError, FileNotFoundError) as e:
             first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
             raise DatasetError(f"Ultralytics cannot use dataset '{overrides.get('data')}': {first[:200]}") from None
+        if not quiet and not ul_utils.VERBOSE:  # Ultralytics is silent (its logs need --verbose): one bar of ours
+            _epoch_bar(trainer, bars)
         trainer.train()
     finally:
         LOGGER.setLevel(level)
+        for bar in bars:
+            bar.close()
     return trainer
+
+
+def _epoch_bar(trainer: DetectionTrainer, bars: list[Any]) -> None:
+    """A progress bar of epochs with the loss and val mAP50-95, drawn by autolabel's progress helper."""
+    from autolabel.progress import ProgressBar
+
+    def start(tr: DetectionTrainer) -> None:
+        bars.append(ProgressBar(total=int(tr.epochs), desc="training", initial=int(tr.start_epoch), unit="epoch"))
+
+    def epoch_end(tr: DetectionTrainer) -> None:
+        if not bars:
+            return
+        m = getattr(tr, "metrics", None) or {}
+        loss = getattr(tr, "tloss", None)
+        post = {}
+        try:  # a tensor of the loss parts, or a dict of them, by Ultralytics version
+            parts = loss.values() if isinstance(loss, dict) else [loss]
+            post["loss"] = f"{sum(float(torch.as_tensor(v).float().sum()) for v in parts):.3f}"
+        except (TypeError, ValueError, RuntimeError):
+            pass
+        if "metrics/mAP50-95(B)" in m:
+            post["val_mAP50-95"] = f"{float(m['metrics/mAP50-95(B)']):.3f}"
+        bars[0].set_postfix(**post)
+        bars[0].update(1)
+
+    trainer.add_callback("on_train_start", start)
+    trainer.add_callback("on_fit_epoch_end", epoch_end)
