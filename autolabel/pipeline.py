@@ -21,7 +21,13 @@ stopped). Each stage has a fingerprint of its settings and of the fingerprints b
 settings and that stage and every stage after it run again; the ones before are kept.
 
 Pipeline files (``pipelines/*.yaml``) hold the sections below; a key that is not listed fails with the
-list of valid keys. ``--set section.key=value`` overrides one value (parsed as YAML).
+list of valid keys. ``--set section.key=value`` overrides one value (parsed as YAML). Every value is checked
+(type and range, through the stages' own config dataclasses) and every model file is found before the first
+stage starts; nothing is written to the run folder until then.
+
+Accuracy guard: the export stage compares the pruned + recovered model and the INT8 model with the unpruned
+FP32 student on the val split; one that scores more than ``export.max_drop`` below it is not shipped (the
+better model ships instead) and the summary, the log and the report say what was dropped and why.
 """
 
 from __future__ import annotations
@@ -78,7 +84,7 @@ DEFAULTS: dict[str, Any] = {
         "kd_teacher": None,  # detect: online KD from a larger YOLO checkpoint
         "kd_weight": 1.0,
         "hint_weight": 1.0,
-        "pretrained": False,  # classify: ImageNet weights (downloaded by torchvision)
+        "pretrained": None,  # classify: ImageNet weights (torchvision); detect: set from train.student (.pt = yes)
         "device": "auto",
         "workers": 2,
         "ultralytics": {},
@@ -102,6 +108,8 @@ DEFAULTS: dict[str, Any] = {
         "calib_images": 100,
         "calib_method": "percentile",
         "dynamic": False,
+        "max_drop": 0.02,  # accuracy guard: ship a pruned / INT8 model only within this mAP50-95 (classify: top-1)
+                           # of the unpruned FP32 student on the val split, else the better one; null = off
     },
     "report": {
         "enabled": True,
@@ -175,9 +183,14 @@ def load_pipeline_config(path: str | Path | None = None, overrides: Sequence[str
     if cfg["task"] not in ("detect", "classify"):
         raise ConfigError(f"{src}: 'task' must be 'detect' or 'classify', found {cfg['task']!r}")
     t = cfg["label"]["teacher"]
+    if t is not None and not isinstance(t, (str, list, tuple)):
+        raise ConfigError(f"{src}: 'label.teacher' must be NAME[:WEIGHTS] or a list of them, found {t!r}")
     cfg["label"]["teacher"] = [t] if isinstance(t, str) else list(t or [])
     if not cfg["label"]["teacher"]:
         raise ConfigError(f"{src}: 'label.teacher' needs at least one NAME[:WEIGHTS]")
+    from autolabel.stages import stage_configs
+
+    stage_configs(cfg)  # every value's type and range, before anything runs
     return cfg
 
 
@@ -222,6 +235,8 @@ class Pipeline:
         """Run (or resume) every enabled stage on ``sources`` into the run folder ``out``."""
         import yaml
 
+        from autolabel import stages
+        from autolabel.errors import SourceError
         from autolabel.ontology import load_ontology
 
         cfg = copy.deepcopy(self.config)
@@ -234,9 +249,18 @@ class Pipeline:
         if not srcs:
             raise ConfigError("no sources: pass image files, video files or folders")
         src_abs = [str(Path(s).expanduser().resolve()) for s in srcs]
+        missing = [s for s, a in zip(srcs, src_abs) if not Path(a).exists()]
+        if missing:
+            raise SourceError(f"source '{missing[0]}' not found; expected image files, video files or folders")
+        # Everything a stage could reject is checked before the first one starts and before the run folder is
+        # written: each stage's settings (its config dataclass) and every model file.
+        stages.stage_configs(cfg)
+        models = stages.resolve_models(cfg)
+        cfg = stages.effective_config(cfg, models)
         run = Path(out).expanduser().resolve()
         run.mkdir(parents=True, exist_ok=True)
-        (run / RESOLVED_FILE).write_text(yaml.safe_dump({**cfg, "sources": src_abs}, sort_keys=False))
+        (run / RESOLVED_FILE).write_text(yaml.safe_dump({**cfg, "sources": src_abs, "models": models},
+                                                        sort_keys=False))
         state = self._read_state(run)
 
         prints = {
@@ -246,8 +270,6 @@ class Pipeline:
         prints["prune"] = _fingerprint(prints["train"], cfg["prune"], cfg["train"]["imgsz"])
         prints["export"] = _fingerprint(prints["prune"], cfg["export"], cfg["train"]["imgsz"])
         prints["report"] = _fingerprint(prints["export"], cfg["report"])
-
-        from autolabel import stages
 
         stage_fns = {
             "label": stages.run_label, "train": stages.run_train, "prune": stages.run_prune,
@@ -278,6 +300,8 @@ class Pipeline:
             state["stages"][name] = {"status": "done", "fingerprint": prints[name], "seconds": round(secs, 1),
                                      "artifacts": artifacts}
             self._write_state(run, state)
+            for note in artifacts.get("notes") or ():  # e.g. what the accuracy guard dropped and why
+                self.log(f"[{i}/{len(STAGES)}] {name}: {note}")
             self.log(f"[{i}/{len(STAGES)}] {name}: done in {secs:.0f} s")
         summary = stages.final_summary(ctx)
         return PipelineResult(run_dir=run, bundle=Path(summary["bundle"]) if summary.get("bundle") else None,
