@@ -2,7 +2,11 @@
 
 Sections: summary (where the bundle is, size, accuracy, speed), the accuracy / size / latency table of
 teacher → student → pruned → recovered → FP32 / INT8 bundle with plots, training curves, label statistics
-per class, skipped inputs, teacher samples with boxes, stage wall times, and the resolved configuration.
+per class, skipped inputs, teacher samples with boxes, what the accuracy guard shipped and dropped, stage wall
+times (the report's own included), and the configuration as the stages used it.
+
+Text from the user (class names, file names) is shown as written: HTML-escaped in the page, and matplotlib's
+math text is off in the plots (a class named ``cash$box`` is a label, not a formula).
 """
 
 from __future__ import annotations
@@ -49,11 +53,10 @@ def _count(pt: str | None, imgsz: int) -> tuple[int | None, int | None]:
     if not pt or not Path(pt).is_file():
         return None, None
     try:
-        from ultralytics import YOLO
-
+        from autolabel.checkpoints import load_yolo
         from autolabel.compress.pruning import count_flops_params
 
-        m = YOLO(pt).model.float()
+        m = load_yolo(pt, what="report").model.float()
         return count_flops_params(m, imgsz)
     except Exception:  # counting is informative only
         return None, None
@@ -114,12 +117,51 @@ def accuracy_rows(run: Path, config: dict[str, Any], art: dict[str, dict[str, An
                     r["human_note"] = str(e)[:120]
                     continue
                 r["human mAP50-95"], r["human mAP50"] = h["mAP50-95"], h["mAP50"]
+    g = ex.get("guard") or {}
+    metric = g.get("metric") or ("top1" if config["task"] == "classify" else "mAP50-95")
+    ref = g.get("reference") or {}
+    if ref.get(metric) is not None and g.get("candidates"):  # scored by the runtime only when something was pruned
+        rows.append({"model": "guard reference: unpruned student FP32 ONNX", "kind": "onnxruntime (not shipped)",
+                     "against": "the dataset's labels (val split)", metric: ref[metric]})
+    for c in g.get("candidates") or []:
+        if any(c["model"].startswith(d["model"]) or (d["model"] == "int8" and "INT8" in c["model"])
+               for d in g.get("dropped") or []):
+            rows.append({"model": f"{c['model']} (dropped by the guard)", "kind": "onnxruntime (not shipped)",
+                         "against": "the dataset's labels (val split)", metric: c.get(metric)})
     for key, f in (ex.get("files") or {}).items():
         m = (ex.get("metrics") or {}).get(key) or {}
-        rows.append({"model": f"bundle {key.upper()} ONNX", "kind": "onnxruntime", "against": m.get("against"),
+        what = f" ({g['shipped_model']})" if g.get("shipped_model") else ""
+        rows.append({"model": f"bundle {key.upper()} ONNX{what}", "kind": "onnxruntime", "against": m.get("against"),
                      "mAP50-95": m.get("mAP50-95"), "mAP50": m.get("mAP50"), "top1": m.get("top1"),
                      "size_mb": _size_mb(f), "ms_per_image": m.get("ms_per_image")})
     return rows
+
+
+def _accuracy_plot(ax: Any, rows: list[dict[str, Any]], metric: str) -> None:
+    """Two labeled series, never one unlabeled axis: scores against the teacher's labels (val split) and
+    scores against human labels (``report.gt``) are different questions."""
+    import numpy as np
+
+    human = f"human {metric}"
+    series = [("against the teacher's labels (val split)", [r.get(metric) if not _vs_human(r) else None for r in rows],
+               "#4c72b0"),
+              ("against human labels (report.gt)", [r.get(human) if not _vs_human(r) else r.get(metric) for r in rows],
+               "#c44e52")]
+    series = [(n, v, c) for n, v, c in series if any(x is not None for x in v)]
+    y = np.arange(len(rows))
+    h = 0.8 / max(1, len(series))
+    for j, (name, vals, color) in enumerate(series):
+        ax.barh(y + (j - (len(series) - 1) / 2) * h, [v if v is not None else 0 for v in vals], height=h,
+                color=color, label=name)
+    ax.set_yticks(y, [r["model"][:44] for r in rows])
+    ax.set_xlabel(metric)
+    ax.invert_yaxis()
+    ax.set_title("accuracy")
+    ax.legend(loc="lower right", fontsize=8)
+
+
+def _vs_human(row: dict[str, Any]) -> bool:
+    return row.get("against") == "human labels"
 
 
 def _fmt(v: Any, kind: str = "") -> str:
@@ -135,11 +177,23 @@ def _fmt(v: Any, kind: str = "") -> str:
 
 
 def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any]],
-                 seconds: dict[str, Any]) -> Path:
-    """Write ``run/report.html`` and ``run/report.json``; returns the HTML path."""
+                 seconds: dict[str, Any], started: float | None = None) -> Path:
+    """Write ``run/report.html`` and ``run/report.json``; returns the HTML path.
+
+    Args:
+        seconds: wall seconds per stage (``None`` for stages that did not run).
+        started: ``time.perf_counter()`` when the report stage began: the stage-time table then has a row for
+            the report itself (measured up to writing the page).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
+    with matplotlib.rc_context({"text.parse_math": False}):  # '$' in a class or file name is text
+        return _write_report(run, config, art, dict(seconds), started)
+
+
+def _write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any]],
+                  seconds: dict[str, Any], started: float | None) -> Path:
     import matplotlib.pyplot as plt
 
     rows = accuracy_rows(run, config, art, seconds)
@@ -147,14 +201,10 @@ def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any
     plots: list[tuple[str, str]] = []
 
     metric = "top1" if config["task"] == "classify" else "mAP50-95"
-    scored = [r for r in rows if r.get(metric) is not None]
+    scored = [r for r in rows if r.get(metric) is not None or r.get(f"human {metric}") is not None]
     if scored:
-        fig, ax = plt.subplots(1, 2, figsize=(12, 3.2), gridspec_kw={"wspace": 0.55})
-        names = [r["model"][:34] for r in scored]
-        ax[0].barh(names, [r[metric] for r in scored], color="#4c72b0")
-        ax[0].set_xlabel(metric)
-        ax[0].invert_yaxis()
-        ax[0].set_title("accuracy")
+        fig, ax = plt.subplots(1, 2, figsize=(13, 0.9 + 0.42 * max(4, len(scored))), gridspec_kw={"wspace": 0.75})
+        _accuracy_plot(ax[0], scored, metric)
         timed = [r for r in rows if r.get("ms_per_image") and r["kind"] == "onnxruntime"]
         if timed:
             ax[1].barh([r["model"] for r in timed], [r["ms_per_image"] for r in timed], color="#dd8452")
@@ -209,7 +259,7 @@ def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any
     skipped = lab.get("skipped") or []
     skipped_html = ("<ul>" + "".join(f"<li><code>{html.escape(str(s.get('path')))}</code>: {html.escape(str(s.get('reason')))}</li>"
                                       for s in skipped[:200]) + "</ul>") if skipped else "<p>none</p>"
-    stage_rows = "".join(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in seconds.items() if v is not None)
+    guard_html = _guard_html(ex.get("guard") or {})
     summary = (f"<p><b>Bundle:</b> <code>{html.escape(str(bundle))}</code>" if bundle else "<p>No bundle (export disabled).")
     if final:
         size, ms = final.get("size_mb"), final.get("ms_per_image")
@@ -217,8 +267,19 @@ def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any
         summary += f"{metric} {_fmt(final.get(metric))} ({html.escape(str(final.get('against') or ''))})"
         summary += f", {ms:.1f} ms/image on this machine's CPU" if ms is not None else ""
     summary += "</p>"
+    dropped = (ex.get("guard") or {}).get("dropped") or []
+    if dropped:
+        summary += "<p><b>Accuracy guard:</b> " + " ".join(
+            f"{'INT8 model left out' if d['model'] == 'int8' else 'pruned model not shipped'}: "
+            f"{html.escape(d['reason'])}." for d in dropped) + "</p>"
     import yaml
 
+    if started is not None:  # the report's own time, up to writing the page
+        seconds["report"] = round(time.perf_counter() - started, 1)
+    timed_stages = {k: v for k, v in seconds.items() if v is not None}
+    stage_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(float(v))}</td></tr>" for k, v in timed_stages.items())
+    if timed_stages:
+        stage_rows += f"<tr><th>total</th><th>{_fmt(float(sum(timed_stages.values())))}</th></tr>"
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>autolabel report: {html.escape(config['name'])}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;max-width:1180px;color:#222}}
 table{{border-collapse:collapse;margin:8px 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:14px}}
@@ -229,7 +290,9 @@ th{{background:#f3f3f3}}img{{max-width:100%}}code,pre{{background:#f6f6f6}}h2{{m
 <h2>Teacher → student → pruned → INT8</h2>{table}
 <p>PyTorch rows: Ultralytics validation on the dataset's val split; ONNX rows: the bundle's runtime on the same split.
 Both score against the teacher's labels; with <code>report.gt</code> set, the teacher row (all images) and the "human" columns
-(val images) score against the human labels. The teacher's latency is its labeling time per image.</p>
+(val images) score against the human labels; the accuracy chart keeps the two as separately labeled series.
+The teacher's latency is its labeling time per image.</p>
+{guard_html}
 {''.join(f'<h2>{t}</h2><img src="{src}" alt="{t}">' for t, src in plots)}
 <h2>Labels per class</h2><table><tr><th>class</th><th>boxes</th></tr>{label_rows}</table>
 <p>{lab.get('images', '—')} images labeled, {lab.get('boxes', '—')} boxes.</p>
@@ -241,5 +304,26 @@ Both score against the teacher's labels; with <code>report.gt</code> set, the te
     out = run / "report.html"
     out.write_text(doc, encoding="utf-8")
     (run / "report.json").write_text(json.dumps({"rows": rows, "seconds": seconds, "boxes_per_class": per_class,
-                                                 "skipped": skipped, "bundle": bundle}, indent=2, default=str))
+                                                 "skipped": skipped, "bundle": bundle, "guard": ex.get("guard")},
+                                                indent=2, default=str))
     return out
+
+
+def _guard_html(g: dict[str, Any]) -> str:
+    """What the accuracy guard compared, what shipped and what it dropped (and why)."""
+    if not g:
+        return ""
+    metric = g.get("metric", "mAP50-95")
+    if g.get("max_drop") is None:
+        return f"<h2>Accuracy guard</h2><p>{html.escape(str(g.get('note') or 'off'))}</p>"
+    ref = (g.get("reference") or {}).get(metric)
+    shipped = g.get("shipped") or {}
+    items = [f"<li>reference: the unpruned FP32 student, {metric} {_fmt(ref)} ({html.escape(str(g.get('against')))})</li>",
+             f"<li>shipped: {html.escape(str(shipped.get('model')))}, {metric} {_fmt(shipped.get(metric))}</li>"]
+    items += [f"<li><b>dropped</b> {'the INT8 model' if d['model'] == 'int8' else 'the pruned + recovered model'}: "
+              f"{html.escape(d['reason'])}</li>" for d in g.get("dropped") or []]
+    if g.get("note"):
+        items.append(f"<li>{html.escape(str(g['note']))}</li>")
+    return (f"<h2>Accuracy guard</h2><p>A pruned or INT8 model ships only if it scores within export.max_drop "
+            f"= {g['max_drop']} {metric} of the unpruned FP32 student on the val split; otherwise the better model "
+            f"ships.</p><ul>{''.join(items)}</ul>")

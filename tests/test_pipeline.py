@@ -25,7 +25,7 @@ TINY = {
     "train": {"student": "test-yolo-tiny", "epochs": 1, "imgsz": 64, "batch": 8, "device": "cpu", "workers": 0,
               "ultralytics": {"warmup_epochs": 0}},
     "prune": {"ratio": 0.2, "round_to": 2, "recover_epochs": 1},
-    "export": {"int8": True, "calib_images": 4},
+    "export": {"int8": True, "calib_images": 4, "max_drop": 1.0},  # the guard runs but never drops (random model)
 }
 
 
@@ -73,9 +73,15 @@ def test_full_pipeline_produces_a_bundle_the_runtime_loads(first_run, files):
         assert text in html, text
     rows = json.loads((res.run_dir / "report.json").read_text())["rows"]
     assert [r["model"].split(":")[0].split(" ")[0] for r in rows] == ["teacher", "student", "pruned", "pruned",
-                                                                      "bundle", "bundle"]
+                                                                      "guard", "bundle", "bundle"]
     s = res.summary
     assert s["model"] == "int8" and s["model_mb"] > 0 and "mAP50-95" in s["accuracy"]
+    # the accuracy guard scored the unpruned student through the runtime, kept the pruned INT8 model, and said so
+    g = s["guard"]
+    assert g["reference"]["mAP50-95"] is not None and g["dropped"] == [] and g["shipped_model"] == "pruned + recovery"
+    assert any("export: accuracy guard:" in ln for ln in logs) and "Accuracy guard" in html
+    assert resolved["train"]["pretrained"] is False  # test-yolo-tiny is an architecture: no pretrained weights
+    assert not (res.run_dir / ".guard_reference").exists()
 
 
 def test_rerun_keeps_every_finished_stage(first_run, files):
