@@ -65,6 +65,8 @@ def test_bundle_layout_and_metadata(tiny):
     assert all(0.0 <= m["mAP50-95"] <= 1.0 for m in meta["metrics"].values())
     assert meta["export"]["int8"]["calibration_images"] == 8 and meta["export"]["int8"]["float_nodes"] > 0
     assert not list(b.parent.glob(".bundle.partial"))
+    # the README names the bundle, not the temporary folder it was built in
+    assert (b / "README.md").read_text().splitlines()[0] == "# bundle: an autolabel detection bundle"
 
 
 def test_fp32_onnx_matches_pytorch(tiny):
@@ -287,3 +289,87 @@ def test_int8_calibration_survives_a_near_constant_activation(tmp_path):
         used = _quantize_qdq(src, tmp_path / "int8.onnx", feeds, "percentile")
     assert used == "minmax" and (tmp_path / "int8.onnx").is_file()
     assert _quantize_qdq(src, tmp_path / "int8b.onnx", feeds, "minmax") == "minmax"
+
+
+class _Net(torch.nn.Module):
+    """A few convolutions with activations of different ranges (what the calibrator sees in a detector)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.b = torch.nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.c = torch.nn.Conv2d(8, 6, 1)
+
+    def forward(self, x):
+        return self.c(torch.nn.functional.silu(self.b(torch.relu(self.a(x)) * 3.0)))
+
+
+def _scales(path: Path) -> dict[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(path)).graph
+    return {t.name: numpy_helper.to_array(t) for t in g.initializer if t.name.endswith(("_scale", "_zero_point"))}
+
+
+@pytest.mark.parametrize("method", ["percentile", "minmax", "entropy"])
+def test_int8_calibration_is_fed_in_chunks_and_matches_one_pass(tmp_path, monkeypatch, method):
+    """Histogram calibrators hold every image's activations until the feed ends (the CCTV run died of it at
+    24 GB): the feed is cut into chunks of bounded bytes, and the ranges stay those of one pass."""
+    from onnxruntime.quantization.calibrate import HistogramCalibrater, MinMaxCalibrater
+
+    import autolabel.compress.bundle as B
+
+    src = tmp_path / "net.onnx"
+    torch.onnx.export(_Net().eval(), (torch.rand(1, 3, 32, 32),), str(src), input_names=["images"], opset_version=17,
+                      dynamo=False)
+    rng = np.random.default_rng(0)
+    data = [rng.random((1, 3, 32, 32), dtype=np.float32) * (1 + i % 3) for i in range(12)]
+
+    def feeds():
+        return ({"images": x} for x in data)
+
+    held: list[int] = []  # feeds each collect_data call took in (each held at once by the calibrator)
+    for cls in (MinMaxCalibrater, HistogramCalibrater):  # Percentile / Entropy inherit HistogramCalibrater's
+
+        def spy(self, reader, _real=cls.collect_data):
+            items = []
+            while (x := reader.get_next()) is not None:
+                items.append(x)
+            held.append(len(items))
+            it = iter(items)
+            reader.get_next = lambda: next(it, None)
+            return _real(self, reader)
+
+        monkeypatch.setattr(cls, "collect_data", spy)
+    extra = {"CalibPercentile": 99.99} if method == "percentile" else {}
+    from onnxruntime.quantization import CalibrationMethod
+
+    enum = {"percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax,
+            "entropy": CalibrationMethod.Entropy}[method]
+    _, per_image_chunk = B._calibrate_in_chunks(src, feeds, enum, extra, tmp_path, chunk_bytes=1)
+    assert per_image_chunk == 1
+    held.clear()
+    one = B._calibrate_in_chunks(src, feeds, enum, extra, tmp_path, chunk_bytes=1 << 40)[0]
+    assert held == [12] * (2 if method == "entropy" else 1)  # one pass: every image at once, as before
+    held.clear()
+    chunked = B._calibrate_in_chunks(src, feeds, enum, extra, tmp_path, chunk_bytes=1)[0]
+    assert held == [1] * 12 * (2 if method == "entropy" else 1)  # entropy: a minmax pass, then the histograms
+    assert set(one) == set(chunked) and set(one)
+    for name in one:
+        r1 = np.asarray(one[name].range_value, np.float64).reshape(2, -1)
+        r2 = np.asarray(chunked[name].range_value, np.float64).reshape(2, -1)
+        tol = (1e-6 if method != "percentile" else 0.02) * max(np.abs(r1).max(), 1e-6)  # entropy: exact
+        np.testing.assert_allclose(r2, r1, atol=tol, rtol=0, err_msg=name)
+    # the quantizer itself runs on the chunked ranges: the QDQ scales of the two models agree
+    held.clear()
+    assert B._quantize_qdq(src, tmp_path / "a.onnx", feeds, method, extra=extra, chunk_bytes=1) == method
+    assert held and max(held) == 1
+    monkeypatch.setattr(B, "CALIB_CHUNK_BYTES", 1 << 40)
+    B._quantize_qdq(src, tmp_path / "b.onnx", feeds, method, extra=extra)
+    sa, sb = _scales(tmp_path / "a.onnx"), _scales(tmp_path / "b.onnx")
+    assert sa.keys() == sb.keys() and sa
+    for k in sa:
+        if k.endswith("_scale"):
+            np.testing.assert_allclose(sa[k], sb[k], rtol=0.02, err_msg=k)

@@ -286,8 +286,8 @@ def _calibrate_in_chunks(model: Path, feeds: Callable[[], Iterator[dict[str, np.
     import contextlib
     import io
 
-    from onnxruntime.quantization import CalibrationDataReader
-    from onnxruntime.quantization.calibrate import create_calibrator
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
+    from onnxruntime.quantization.calibrate import HistogramCollector, create_calibrator
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     class _Chunk(CalibrationDataReader):
@@ -299,8 +299,27 @@ def _calibrate_in_chunks(model: Path, feeds: Callable[[], Iterator[dict[str, np.
 
     op_types = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))  # what quantize_static calibrates
     options = {_CALIB_OPTION_KEYS[k]: v for k, v in extra.items() if k in _CALIB_OPTION_KEYS}
+    seed = None
+    if method == CalibrationMethod.Entropy:
+        # The entropy calibrator sizes its histogram from the first data it sees and re-bins as later data
+        # widens it, so its ranges would depend on the chunking (up to 60 % apart on a test net). A first,
+        # cheap minmax pass gives each tensor's range over all images; the histograms start at that range,
+        # every chunk then lands in the same bins as one pass would use, and the sum is one pass's histogram.
+        seed, _ = _calibrate_in_chunks(model, feeds, CalibrationMethod.MinMax, {}, workdir, chunk_bytes)
     calibrator = create_calibrator(model, op_types, augmented_model_path=str(workdir / "augmented.onnx"),
                                    calibrate_method=method, extra_options=options)
+    if seed is not None:
+        calibrator.collector = HistogramCollector(method="entropy", symmetric=calibrator.symmetric,
+                                                  num_bins=calibrator.num_bins,
+                                                  num_quantized_bins=calibrator.num_quantized_bins,
+                                                  percentile=calibrator.percentile, scenario=calibrator.scenario)
+        for name in calibrator.tensors_to_calibrate:
+            if name not in seed:
+                continue
+            lo, hi = (np.asarray(v, np.float32).reshape(-1)[0] for v in seed[name].range_value)
+            t = np.array(max(abs(lo), abs(hi)), np.float32)
+            edges = np.histogram(np.zeros(0, np.float32), calibrator.num_bins, range=(-t, t))[1]
+            calibrator.collector.histogram_dict[name] = (np.zeros(calibrator.num_bins, np.int64), edges, lo, hi, t)
     quiet = contextlib.redirect_stdout(io.StringIO())  # onnxruntime's collector prints on every chunk
     try:
         it = feeds()
@@ -588,7 +607,7 @@ def export(model: str | Path, out: str | Path, data: str | Path | None = None,
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     try:
-        result = _export_into(pt, out, data_p, config)
+        result = _export_into(pt, out, data_p, config, name=final.name)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
@@ -600,7 +619,8 @@ def export(model: str | Path, out: str | Path, data: str | Path | None = None,
     return result
 
 
-def _export_into(pt: Path, out: Path, data_p: Path | None, config: ExportConfig) -> ExportResult:
+def _export_into(pt: Path, out: Path, data_p: Path | None, config: ExportConfig, name: str) -> ExportResult:
+    """The bundle's files, written into ``out`` (a temporary folder that becomes the bundle ``name``)."""
     y = _load_yolo(pt)
     names = [str(y.names[i]) for i in sorted(y.names)]
     n_params = int(sum(p.numel() for p in y.model.parameters()))
@@ -664,7 +684,7 @@ def _export_into(pt: Path, out: Path, data_p: Path | None, config: ExportConfig)
         import yaml
 
         (out / "ontology.yaml").write_text(yaml.safe_dump(onto, sort_keys=False))
-    (out / "README.md").write_text(_BUNDLE_README.format(name=out.name, names=", ".join(names), imgsz=config.imgsz,
+    (out / "README.md").write_text(_BUNDLE_README.format(name=name, names=", ".join(names), imgsz=config.imgsz,
                                                          models=", ".join(f"{k}: {v.name}" for k, v in files.items())))
     metrics: dict[str, Any] = {}
     if config.evaluate and data_p is not None and (data_p / "autolabel.json").is_file():
