@@ -318,7 +318,9 @@ def _hf_weights(spec: str, what: str, hint: str) -> None:
             f"it on a connected machine with `huggingface-cli download {spec} --local-dir DIR`, then {hint}")
 
 
-def _teacher_hint(name: str, spec: str) -> str:
+def _teacher_hint(name: str, spec: str, folder: bool = False) -> str:
+    if folder:  # Hugging Face weights: a save_pretrained() folder, not found through AUTOLABEL_WEIGHTS_DIR
+        return f"point the pipeline at it: --set 'label.teacher=[{name}:/path/to/{Path(spec).name}]'"
     return (f"point the pipeline at a local copy: --set 'label.teacher=[{name}:/path/to/{Path(spec).name}]' "
             "(or set AUTOLABEL_WEIGHTS_DIR to the folder holding it)")
 
@@ -365,13 +367,13 @@ def resolve_models(cfg: Mapping[str, Any]) -> dict[str, Any]:
         w = weights or TEACHERS.entry(name).default_weights
         found: Path | None = None
         if w is not None:
-            what, hint = f"teacher '{name}'", _teacher_hint(name, w)
+            what = f"teacher '{name}'"
             if w.endswith((".yaml", ".yml")):
                 pass  # an architecture (random weights, tests) or an Ultralytics config name
             elif w.endswith(".pt") or name.startswith("yolo"):
-                found = _ultralytics_file(w, what, hint)
+                found = _ultralytics_file(w, what, _teacher_hint(name, w))
             else:
-                _hf_weights(w, what, hint)
+                _hf_weights(w, what, _teacher_hint(name, w, folder=True))
         out["teachers"][spec] = str(found) if found else None
     t = cfg["train"]
     if cfg["task"] == "classify":

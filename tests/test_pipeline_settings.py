@@ -146,3 +146,16 @@ def test_pretrained_reflects_where_the_student_starts():
     with pytest.raises(ConfigError, match="train.pretrained is False but train.student .* is a checkpoint"):
         resolve_models(load_pipeline_config(ROOT / "pipelines" / "quick.yaml",
                                             [f"train.student={pt}", "train.pretrained=false"]))
+
+
+def test_missing_hugging_face_teacher_fails_up_front(files, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    run = tmp_path / "run"
+    for spec, match in [("owlv2:/no/such/owl", r"local folder '/no/such/owl' does not exist"),
+                        ("grounding-dino:someone/not-cached", r"not in the Hugging Face cache and the hub is offline")]:
+        with pytest.raises(WeightsNotFoundError, match=match) as e:
+            Pipeline.from_yaml(files["pipe"], overrides=[f"label.teacher=[{spec}]"]).run([files["src"]], run,
+                                                                                       progress=False)
+        assert f"--set 'label.teacher=[{spec.split(':')[0]}:/path/to/" in str(e.value) and "--teacher" not in str(e.value)
+    assert not run.exists()
