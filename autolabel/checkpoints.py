@@ -111,11 +111,28 @@ def _configure(ultralytics: ModuleType) -> None:
     patches = importlib.import_module("ultralytics.utils.patches")
     utils.AUTOINSTALL = False
     checks.AUTOINSTALL = False
+    # check_font downloads Arial.ttf from GitHub at every dataset check, YOLO_OFFLINE or not
+    for name in ("ultralytics.utils.checks", "ultralytics.data.utils", "ultralytics.utils.plotting"):
+        mod = sys.modules.get(name) or importlib.import_module(name)
+        if getattr(mod, "check_font", None) is not None and mod.check_font is not _local_font:
+            mod.check_font = _local_font
     tasks.SAFE_LOAD = not trusted()
     _allow_autolabel_modules()
     orig = getattr(patches, "_image_open", None)
     if orig is not None and Image.open is getattr(patches, "image_open", None):
         Image.open = orig
+
+
+def _local_font(font: str = "Arial.ttf") -> Path | str | None:
+    """Ultralytics' ``check_font`` without the download: its config folder, else a font matplotlib ships."""
+    from matplotlib import font_manager
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    name = Path(font).name
+    if (Path(USER_CONFIG_DIR) / name).exists():
+        return Path(USER_CONFIG_DIR) / name
+    found = [f.fname for f in font_manager.fontManager.ttflist if font in f.fname and os.path.exists(f.fname)]
+    return found[0] if found else font_manager.findfont("DejaVu Sans")
 
 
 def _allow_autolabel_modules() -> None:

@@ -87,7 +87,9 @@ def _no_network(monkeypatch):
             isinstance(host, str) and (host.startswith("127.") or host in {"localhost", "::1"})
         )
         if not local:
-            attempts.append(address)
+            import traceback
+
+            attempts.append(f"{address} from\n{''.join(traceback.format_stack(limit=25)[:-1])}")
             raise OSError(f"tests never touch the network (tried {address})")
         return real(self, address)
 
@@ -98,10 +100,12 @@ def _no_network(monkeypatch):
             host = host.decode()
         if host is None or host in {"localhost", "::1"} or str(host).startswith("127."):
             return real_getaddrinfo(host, *args, **kwargs)
-        attempts.append(host)
+        import traceback
+
+        attempts.append(f"{host} from\n{''.join(traceback.format_stack(limit=25)[:-1])}")
         raise socket.gaierror(f"tests never touch the network (looked up {host})")
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     yield
-    assert not attempts, f"the test tried to reach the network: {attempts}"
+    assert not attempts, "the test tried to reach the network: " + "\n".join(map(str, attempts))

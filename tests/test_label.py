@@ -219,6 +219,9 @@ def test_kill_9_loses_at_most_the_batch_in_flight(tmp_path):
 
 @pytest.mark.slow
 def test_dataset_trains_one_tiny_epoch_in_ultralytics(tmp_path):
+    from autolabel.checkpoints import import_ultralytics
+
+    import_ultralytics()  # as autolabel runs it: Ultralytics' font check would download Arial.ttf
     from ultralytics import YOLO
 
     fakes.make_square_images(tmp_path / "src", 16)

@@ -460,6 +460,18 @@ def test_train_tiny_student_writes_weights_and_metrics(squares_ds, tmp_path):
         train(squares_ds, "test-yolo-tiny", tmp_path / "run", _cfg(epochs=2))
 
 
+def test_training_progress_is_one_epoch_bar_and_its_checkpoint_loads_restricted(squares_ds, tmp_path, capfd):
+    """Ultralytics stays quiet (no argument dump, no layer table) and autolabel draws an epoch bar instead;
+    the checkpoint it writes loads with weights_only (no code can run from it)."""
+    from autolabel.checkpoints import load_yolo
+
+    res = train(squares_ds, "test-yolo-tiny", tmp_path / "run", _cfg(epochs=2, progress=True))
+    err = capfd.readouterr().err
+    assert "training" in err and "2/2" in err and "epoch" in err, err[-500:]
+    assert "engine/trainer:" not in err and "params  module" not in err
+    assert load_yolo(res.best).task == "detect"
+
+
 def test_kd_training_resumes_and_keeps_projections_out_of_the_checkpoint(squares_ds, tmp_path, monkeypatch):
     from ultralytics.nn.tasks import load_checkpoint
 
