@@ -126,7 +126,7 @@ def accuracy_rows(run: Path, config: dict[str, Any], art: dict[str, dict[str, An
     for c in g.get("candidates") or []:
         if any(c["model"].startswith(d["model"]) or (d["model"] == "int8" and "INT8" in c["model"])
                for d in g.get("dropped") or []):
-            rows.append({"model": f"{c['model']} (dropped by the guard)", "kind": "onnxruntime (not shipped)",
+            rows.append({"model": f"{c['model']} (dropped)", "kind": "onnxruntime (not shipped)",
                          "against": "the dataset's labels (val split)", metric: c.get(metric)})
     for key, f in (ex.get("files") or {}).items():
         m = (ex.get("metrics") or {}).get(key) or {}
@@ -153,11 +153,11 @@ def _accuracy_plot(ax: Any, rows: list[dict[str, Any]], metric: str) -> None:
     for j, (name, vals, color) in enumerate(series):
         ax.barh(y + (j - (len(series) - 1) / 2) * h, [v if v is not None else 0 for v in vals], height=h,
                 color=color, label=name)
-    ax.set_yticks(y, [r["model"][:44] for r in rows])
+    ax.set_yticks(y, [r["model"][:48] for r in rows])
     ax.set_xlabel(metric)
     ax.invert_yaxis()
     ax.set_title("accuracy")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8)  # below: never over a bar
 
 
 def _vs_human(row: dict[str, Any]) -> bool:

@@ -73,7 +73,7 @@ def test_guard_section_says_what_was_dropped_and_why(tmp_path):
     rows = json.loads((tmp_path / "report.json").read_text())["rows"]
     models = [r["model"] for r in rows]
     assert "guard reference: unpruned student FP32 ONNX" in models
-    assert "pruned + recovery FP32 ONNX (dropped by the guard)" in models
+    assert "pruned + recovery FP32 ONNX (dropped)" in models
 
 
 def test_accuracy_chart_keeps_human_and_teacher_scores_apart(tmp_path, monkeypatch):
