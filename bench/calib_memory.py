@@ -59,7 +59,7 @@ def measure(onnx: Path, n: int, one_pass: bool, method: str, imgsz: int) -> dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, nargs="+", default=[50, 200, 500])
+    ap.add_argument("--images", type=int, nargs="*", default=[50, 200, 500])
     ap.add_argument("--before", type=int, nargs="*", default=[], help="image counts to also run in one pass")
     ap.add_argument("--method", default="percentile", choices=["percentile", "entropy", "minmax"])
     ap.add_argument("--imgsz", type=int, default=640)
@@ -79,11 +79,11 @@ def main() -> None:
         from autolabel.compress.bundle import export_onnx
 
         export_onnx(weights, onnx, args.imgsz)
-    rows = [measure(onnx, n, True, args.method, args.imgsz) for n in args.before]
-    for n in args.images:
-        rows.append(measure(onnx, n, False, args.method, args.imgsz))
+    rows = []
+    for n, one_pass in [(n, True) for n in args.before] + [(n, False) for n in args.images]:
+        rows.append(measure(onnx, n, one_pass, args.method, args.imgsz))
         print(rows[-1], flush=True)
-    (WORK / "results.json").write_text(json.dumps(rows, indent=2))
+        (WORK / "results.json").write_text(json.dumps(rows, indent=2))
     print(f"\nINT8 calibration ({args.method}) of yolov8n at {args.imgsz} px, one subprocess per row")
     print(table(["images", "calibration", "peak RSS (GB)", "seconds", "method used"],
                 [[r["images"], r["calibration"], r["peak_rss_gb"], r.get("seconds"), r.get("method", r.get("error"))]
