@@ -23,6 +23,11 @@ Preprocessing: RGB, letterbox to ``imgsz × imgsz`` (aspect kept, grey 114 paddi
 NCHW float32. Post-processing: per-class thresholds, class-aware NMS (numpy), boxes mapped back to the
 original image. This module imports only the standard library, numpy, onnxruntime and (for decoding and
 resizing) pillow or opencv, whichever is installed.
+
+``bundle.json`` is checked completely before any model is opened (:func:`validate_meta`): a bundle may come
+from anywhere, so model files must lie inside the bundle folder, and every value the runtime reads is checked
+for type and range; the loaded model must take ``imgsz`` images and output one score per class in ``names``.
+Each problem is one :class:`BundleError` line (a ``ValueError`` in the standalone copy).
 """
 
 from __future__ import annotations
