@@ -243,6 +243,11 @@ def run_cmd(
         typer.echo(f"bundle:     {s['bundle']} ({s.get('model')} model, {s.get('model_mb')} MB)")
         if score:
             typer.echo(f"accuracy:   {score} ({acc.get('against')})")
+        if s.get("reference_accuracy") is not None:
+            metric = (s.get("guard") or {}).get("metric", "mAP50-95")
+            typer.echo(f"student:    {metric} {s['reference_accuracy']:.4f} (unpruned FP32, same val split and runtime)")
+        for why in s.get("dropped") or []:
+            typer.echo(f"guard:      {why}")
         if s.get("ms_per_image"):
             typer.echo(f"speed:      {s['ms_per_image']} ms/image on this CPU")
     if s.get("report"):
