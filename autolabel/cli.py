@@ -58,6 +58,11 @@ def label_cmd(
     rescore: Annotated[str | None, typer.Option(help="Re-score box crops with a CLIP teacher (clip[:WEIGHTS]).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete an existing dataset in --out and start over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    engine: Annotated[str, typer.Option(help="local (this process) or ray (a Ray cluster; pip install \"autolabel[ray]\"): the same dataset.")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join: auto, ray://HOST:PORT (default: start a local Ray).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray teacher workers (default: as many as the cluster fits).")] = None,
+    gpus_per_worker: Annotated[float, typer.Option(help="GPUs per Ray worker (0.5 = two workers a GPU).")] = 0.0,
+    cpus_per_worker: Annotated[float, typer.Option(help="CPUs per Ray worker.")] = 1.0,
 ) -> None:
     """Label SOURCES with a teacher into a YOLO dataset with soft scores (resumable)."""
     from autolabel.label import LabelConfig, label
@@ -66,7 +71,8 @@ def label_cmd(
     cfg = LabelConfig(
         batch_size=batch_size, val_fraction=val, seed=seed, conf=conf, uncertain_conf=uncertain_conf,
         agnostic_nms=agnostic_nms, agnostic_iou=agnostic_iou, device=device, tta=tta, tile=tile, rescore=rescore, overwrite=overwrite,
-        progress=not quiet,
+        progress=not quiet, engine=engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker,
         sources=SourceConfig(video_fps=None if stride else fps, video_stride=stride, dedup_threshold=dedup,
                              max_side=max_side),
     )

@@ -55,8 +55,10 @@ __all__ = [
     "META_FILE",
     "SIDECAR_FILE",
     "DatasetWriter",
+    "EncodedFrame",
     "assign_split",
     "check_dataset",
+    "encode_frame",
     "read_meta",
     "read_records",
 ]
@@ -67,6 +69,8 @@ SIDECAR_FILE = "autolabel.jsonl"
 FORMAT_NAME = "autolabel-dataset"
 LOCK_FILE = ".autolabel.lock"
 CORRUPT_FILE = SIDECAR_FILE + ".corrupt"
+UNITS_FILE = ".autolabel.units"  # work units (video blocks) whose records are all committed: a rerun skips them
+SHARDS_DIR = ".shards"  # workers' staged files, moved into place when the driver commits them
 
 
 def assign_split(group: str, val_fraction: float, seed: int) -> str:
@@ -299,6 +303,90 @@ class WriteStats:
     per_split: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
 
 
+@dataclass
+class EncodedFrame:
+    """One labeled frame ready to commit: its record's fields, its label text and image, before the writer
+    gives it an id and a split. :func:`encode_frame` makes one; :meth:`DatasetWriter.commit` commits it.
+
+    Attributes:
+        id: the frame's id (the writer may give another one when a different input holds it).
+        source: the input key (resolved path) and ``frame_index`` (video) that identify the input.
+        source_path: the file as given (copied as the image when ``image_bytes`` is None).
+        group: the split group.
+        suffix: the image file's suffix.
+        image_bytes: the re-encoded image, or None to copy ``source_path``.
+        label_text: the YOLO label file's text.
+        fields: the record's fields after id / split / image / label.
+        image_file, label_file: names of the files a worker wrote into its staging folder.
+    """
+
+    id: str
+    source: str
+    source_path: str
+    frame_index: int | None
+    group: str
+    suffix: str
+    label_text: str
+    fields: dict[str, Any]
+    image_bytes: bytes | None = None
+    image_file: str = ""
+    label_file: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict without the image bytes (those are staged as files)."""
+        return {k: getattr(self, k) for k in ("id", "source", "source_path", "frame_index", "group", "suffix",
+                                              "label_text", "fields", "image_file", "label_file")}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> EncodedFrame:
+        return cls(**d)
+
+
+def encode_frame(frame: Frame, det: sv.Detections, uncertain: sv.Detections | None = None) -> EncodedFrame:
+    """The label text, record fields and (unless the file is copied as it is) JPEG bytes of one frame."""
+    import cv2
+
+    h, w = frame.image.shape[:2]
+    image_bytes = None
+    if not frame.copyable:
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if not ok:
+            raise DatasetError(f"could not encode image {frame.source} as JPEG")
+        image_bytes = buf.tobytes()
+    xyxy = det.xyxy.astype(np.float64)
+    cls = det.class_id.astype(int)
+    conf = det.confidence.astype(float)
+    soft = np.asarray(det.data[SOFT_SCORES], dtype=float)
+    cx, cy = (xyxy[:, 0] + xyxy[:, 2]) / 2 / w, (xyxy[:, 1] + xyxy[:, 3]) / 2 / h
+    bw, bh = (xyxy[:, 2] - xyxy[:, 0]) / w, (xyxy[:, 3] - xyxy[:, 1]) / h
+    text = "".join(f"{c} {a:.6f} {b:.6f} {d:.6f} {e:.6f}\n" for c, a, b, d, e in zip(cls, cx, cy, bw, bh))
+    source = _input_key(frame.source)
+    fields: dict[str, Any] = {
+        "source": source,
+        "frame_index": frame.frame_index,
+        "timestamp": frame.timestamp,
+        "width": w,
+        "height": h,
+        "xyxy": np.round(xyxy, 2).tolist(),
+        "class_id": cls.tolist(),
+        "confidence": np.round(conf, 5).tolist(),
+        "soft_scores": np.round(soft, 5).tolist(),
+    }
+    if uncertain is not None:
+        u = uncertain
+        fields["uncertain"] = {
+            "xyxy": np.round(u.xyxy.astype(np.float64), 2).tolist(),
+            "class_id": u.class_id.astype(int).tolist(),
+            "confidence": np.round(u.confidence.astype(float), 5).tolist(),
+            "soft_scores": np.round(np.asarray(u.data[SOFT_SCORES], dtype=float), 5).tolist(),
+        }
+    return EncodedFrame(
+        id=frame.id, source=source, source_path=str(frame.source), frame_index=frame.frame_index,
+        group=frame.group, suffix=frame.suffix if frame.copyable else ".jpg", label_text=text, fields=fields,
+        image_bytes=image_bytes,
+    )
+
+
 class DatasetWriter:
     """Writes labeled frames into a dataset folder, batch by batch, resumably.
 
@@ -343,8 +431,10 @@ class DatasetWriter:
         if overwrite and meta_path.is_file():
             for sub in ("images", "labels"):
                 shutil.rmtree(self.root / sub, ignore_errors=True)
-            for f in (META_FILE, SIDECAR_FILE, "data.yaml", "annotations.coco.json", "summary.json", "preview.jpg"):
+            for f in (META_FILE, SIDECAR_FILE, UNITS_FILE, "data.yaml", "annotations.coco.json", "summary.json",
+                      "preview.jpg"):
                 (self.root / f).unlink(missing_ok=True)
+            shutil.rmtree(self.root / SHARDS_DIR, ignore_errors=True)
         if meta_path.is_file():
             self._check_resumable(read_meta(self.root))
         else:
@@ -374,6 +464,7 @@ class DatasetWriter:
         self._records: dict[str, tuple[str, str]] = {}
         self._inputs: set[tuple[str, int | None]] = set()
         self.repairs: dict[str, Any] = {}
+        self._frames_index: tuple[dict[str, set[int]], dict[str, list[tuple[int, str]]]] | None = None
         self._recover_sidecar()
         self._sidecar = (self.root / SIDECAR_FILE).open("ab")
 
@@ -460,6 +551,48 @@ class DatasetWriter:
         rec = self._records.get(frame_id)
         return rec is not None and not os.path.exists(rec[1])
 
+    def done_frames(self, video_id: str, source: str | Path) -> set[int]:
+        """Frame indices of a video that :meth:`is_input_done` would call done (for a worker that decodes
+        the video away from the writer)."""
+        if self._frames_index is None:  # built once: (source -> indices), (video id -> [(index, source)])
+            by_source: dict[str, set[int]] = {}
+            by_video: dict[str, list[tuple[int, str]]] = {}
+            for src, idx in self._inputs:
+                if idx is not None:
+                    by_source.setdefault(src, set()).add(idx)
+            for rid, (_split, src) in self._records.items():
+                head, sep, tail = rid.rpartition("_f")
+                if sep and len(tail) >= 7 and tail.isdigit():
+                    by_video.setdefault(head, []).append((int(tail), src))
+            self._frames_index = (by_source, by_video)
+        by_source, by_video = self._frames_index
+        done = set(by_source.get(_input_key(source), ()))
+        done.update(i for i, src in by_video.get(video_id, ()) if not os.path.exists(src))  # a moved file
+        return done
+
+    def units_done(self) -> dict[str, dict[str, Any]]:
+        """Work units committed by earlier runs (``mark_unit``), by key; none after a sidecar repair (a lost
+        record must be labeled again)."""
+        p = self.root / UNITS_FILE
+        if self.repairs or not p.is_file():
+            p.unlink(missing_ok=True)
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        with p.open("rb") as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(d, dict) and isinstance(d.get("key"), str):
+                    out[d["key"]] = d
+        return out
+
+    def mark_unit(self, key: str, info: dict[str, Any]) -> None:
+        """Record that every record of work unit ``key`` is committed (after :meth:`commit` returned)."""
+        with (self.root / UNITS_FILE).open("ab") as f:
+            f.write(json.dumps({"key": key, **info}, separators=(",", ":")).encode() + b"\n")
+
     def is_done(self, frame_id: str) -> bool:
         """Whether a record with this id exists (see :meth:`is_input_done` for resume)."""
         return frame_id in self._records
@@ -475,79 +608,60 @@ class DatasetWriter:
         An input that already has a record (the same file and frame) is not written twice; a frame whose id
         another input already holds is written under another id (:func:`_other_id`), never dropped.
         """
-        import cv2
+        items = [
+            encode_frame(f, d, None if uncertain is None else uncertain[k])
+            for k, (f, d) in enumerate(zip(frames, detections))
+            if (_input_key(f.source), f.frame_index) not in self._inputs
+        ]
+        self.commit(items)
 
+    def commit(self, items: Sequence[EncodedFrame], staged: str | Path | None = None) -> int:
+        """Place the files of encoded frames and commit their records (one append, fsync'ed); returns how
+        many were committed.
+
+        ``staged``: the folder where a worker already wrote each item's ``image_file`` and ``label_file``
+        (moved into place by rename); otherwise they are written here. Ids and splits are decided here, by
+        the one writer, so a frame gets the same id whichever process labeled it.
+        """
         lines: list[bytes] = []
-        for k, (frame, det) in enumerate(zip(frames, detections)):
-            source = _input_key(frame.source)
-            key = (source, frame.frame_index)
+        for item in items:
+            source = item.source
+            key = (source, item.frame_index)
             if key in self._inputs:
                 continue
-            frame_id = frame.id
+            frame_id = item.id
             if frame_id in self._records:
-                frame_id = _other_id(frame_id, source, frame.frame_index)
+                frame_id = _other_id(frame_id, source, item.frame_index)
                 if frame_id in self._records:  # only on a hash collision: never overwrite a record
-                    raise DatasetError(f"cannot give {frame.source} an id of its own in '{self.root}'")
-            split = assign_split(frame.group, self.val_fraction, self.seed)
-            h, w = frame.image.shape[:2]
-            suffix = frame.suffix if frame.copyable else ".jpg"
-            img_rel = f"images/{split}/{frame_id}{suffix}"
+                    raise DatasetError(f"cannot give {item.source_path} an id of its own in '{self.root}'")
+            split = assign_split(item.group, self.val_fraction, self.seed)
+            img_rel = f"images/{split}/{frame_id}{item.suffix}"
             lbl_rel = f"labels/{split}/{frame_id}.txt"
             img_path = self.root / img_rel
-            if frame.copyable:
-                tmp = img_path.with_name(f".{img_path.name}.tmp")
-                shutil.copyfile(frame.source, tmp)
-                os.replace(tmp, img_path)
+            if staged is not None:
+                os.replace(Path(staged) / item.image_file, img_path)
+                os.replace(Path(staged) / item.label_file, self.root / lbl_rel)
             else:
-                ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-                if not ok:
-                    raise DatasetError(f"could not encode image {frame.source} as JPEG")
-                _atomic_write_bytes(img_path, buf.tobytes())
-
-            xyxy = det.xyxy.astype(np.float64)
-            cls = det.class_id.astype(int)
-            conf = det.confidence.astype(float)
-            soft = np.asarray(det.data[SOFT_SCORES], dtype=float)
-            cx, cy = (xyxy[:, 0] + xyxy[:, 2]) / 2 / w, (xyxy[:, 1] + xyxy[:, 3]) / 2 / h
-            bw, bh = (xyxy[:, 2] - xyxy[:, 0]) / w, (xyxy[:, 3] - xyxy[:, 1]) / h
-            text = "".join(
-                f"{c} {a:.6f} {b:.6f} {d:.6f} {e:.6f}\n" for c, a, b, d, e in zip(cls, cx, cy, bw, bh)
-            )
-            _atomic_write_bytes(self.root / lbl_rel, text.encode())
-            rec = {
-                "id": frame_id,
-                "split": split,
-                "image": img_rel,
-                "label": lbl_rel,
-                "source": source,
-                "frame_index": frame.frame_index,
-                "timestamp": frame.timestamp,
-                "width": w,
-                "height": h,
-                "xyxy": np.round(xyxy, 2).tolist(),
-                "class_id": cls.tolist(),
-                "confidence": np.round(conf, 5).tolist(),
-                "soft_scores": np.round(soft, 5).tolist(),
-            }
-            if uncertain is not None:
-                u = uncertain[k]
-                rec["uncertain"] = {
-                    "xyxy": np.round(u.xyxy.astype(np.float64), 2).tolist(),
-                    "class_id": u.class_id.astype(int).tolist(),
-                    "confidence": np.round(u.confidence.astype(float), 5).tolist(),
-                    "soft_scores": np.round(np.asarray(u.data[SOFT_SCORES], dtype=float), 5).tolist(),
-                }
-                self.stats.uncertain += len(u)
+                if item.image_bytes is None:
+                    tmp = img_path.with_name(f".{img_path.name}.tmp")
+                    shutil.copyfile(item.source_path, tmp)
+                    os.replace(tmp, img_path)
+                else:
+                    _atomic_write_bytes(img_path, item.image_bytes)
+                _atomic_write_bytes(self.root / lbl_rel, item.label_text.encode())
+            rec = {"id": frame_id, "split": split, "image": img_rel, "label": lbl_rel, **item.fields}
             lines.append(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
             self._records[frame_id] = (split, source)
             self._inputs.add(key)
             self.stats.images += 1
-            self.stats.boxes += len(cls)
+            self.stats.boxes += len(item.fields["class_id"])
+            self.stats.uncertain += len((item.fields.get("uncertain") or {}).get("class_id", []))
             self.stats.per_split[split] += 1
         if lines:
             self._sidecar.write(b"".join(lines))
             self._sidecar.flush()
             os.fsync(self._sidecar.fileno())
+        return len(lines)
 
     def close(self) -> None:
         """Close the sidecar and release the folder lock the writer took itself (idempotent)."""

@@ -38,7 +38,10 @@ if TYPE_CHECKING:
 
     from autolabel.teachers.base import Teacher
 
-__all__ = ["LabelConfig", "LabelResult", "build_teacher", "label", "postprocess"]
+__all__ = ["ENGINES", "LabelConfig", "LabelResult", "build_teacher", "label", "postprocess"]
+
+ENGINES = ("local", "ray")
+"""Where labeling runs: this process, or a Ray cluster (``pip install "autolabel[ray]"``)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,15 @@ class LabelConfig:
         prefetch_bytes: most bytes of decoded pixels held between the decoder and the teacher (the batch
             being decoded, the queued ones and the one the teacher runs on); at least one frame is always
             let through, and a batch that reaches the budget is handed over early (smaller).
+            With ``engine="ray"`` the same bound holds in each worker.
+        engine: ``local`` (this process: a decode thread and the teacher) or ``ray`` (a Ray cluster: images
+            and 60-s video blocks spread over teacher workers; the same dataset, see :mod:`autolabel.label_ray`).
+        address: ``ray`` engine: the cluster to join (``auto``, ``ray://HOST:PORT``, ``HOST:PORT``); ``None``
+            starts a local Ray on this machine (or uses the one this process already joined).
+        workers: ``ray`` engine: teacher workers (one teacher each); ``None``: as many as the cluster's CPUs
+            (or GPUs, with ``gpus_per_worker``) allow.
+        gpus_per_worker: ``ray`` engine: GPUs reserved per worker (0.5 puts two workers on a GPU).
+        cpus_per_worker: ``ray`` engine: CPUs reserved per worker.
     """
 
     batch_size: int = 8
@@ -91,6 +103,11 @@ class LabelConfig:
     progress: bool = True
     prefetch: int = 2
     prefetch_bytes: int = 1 << 30
+    engine: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -111,6 +128,17 @@ class LabelConfig:
             raise ConfigError(f"prefetch must be >= 1, found {self.prefetch}")
         if isinstance(self.prefetch_bytes, bool) or not isinstance(self.prefetch_bytes, int) or self.prefetch_bytes < 1:
             raise ConfigError(f"prefetch_bytes must be an integer >= 1, found {self.prefetch_bytes!r}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {list(ENGINES)}, found {self.engine!r}")
+        if self.workers is not None and (isinstance(self.workers, bool) or int(self.workers) != self.workers
+                                         or self.workers < 1):
+            raise ConfigError(f"workers must be an integer >= 1 or None, found {self.workers!r}")
+        if not self.gpus_per_worker >= 0:
+            raise ConfigError(f"gpus_per_worker must be >= 0, found {self.gpus_per_worker}")
+        if not self.cpus_per_worker > 0:
+            raise ConfigError(f"cpus_per_worker must be > 0, found {self.cpus_per_worker}")
+        if self.engine == "local" and (self.address is not None or self.workers is not None or self.gpus_per_worker):
+            raise ConfigError("address, workers and gpus_per_worker are settings of engine 'ray'; set engine to 'ray'")
 
 
 @dataclass
@@ -311,8 +339,17 @@ def label(
     report = SourceReport()
     # fails fast, with one line, on missing or empty sources (before loading a large teacher)
     total = estimate_total_frames(sources, config.sources)
+    if config.engine == "ray":
+        from autolabel.label_ray import import_ray
+
+        import_ray()  # one line naming the extra to install, before anything is written
     with DatasetLock(out) as lock:  # a second run on this folder fails here, before loading a teacher
-        summary = _label_locked(sources, onto, teacher, out, config, report, total, lock)
+        if config.engine == "ray":
+            from autolabel.label_ray import label_on_ray
+
+            summary = label_on_ray(sources, onto, teacher, out, config, report, total, lock)
+        else:
+            summary = _label_locked(sources, onto, teacher, out, config, report, total, lock)
     if summary["images"] == 0:
         first = "; ".join(f"{p}: {r}" for p, r in report.skipped[:3])
         raise SourceError(
@@ -332,13 +369,7 @@ def _label_locked(sources: list[str | Path], onto: Ontology, teacher: str | Sequ
         val_fraction=config.val_fraction, seed=config.seed, overwrite=config.overwrite, lock=lock,
     )
     already = len(writer.done)
-    rescorer = None
-    if config.rescore:
-        from autolabel.teachers import create_teacher
-
-        rescorer = create_teacher(config.rescore, ontology=onto, device=config.device, batch_size=config.batch_size)
-        if not hasattr(rescorer, "rescore"):
-            raise ConfigError(f"teacher '{config.rescore}' cannot re-score boxes; use clip[:WEIGHTS]")
+    rescorer = build_rescorer(onto, config)
 
     start = time.perf_counter()
     frames = iter_frames(sources, config.sources, report=report, resume=writer.is_input_done)
@@ -362,8 +393,28 @@ def _label_locked(sources: list[str | Path], onto: Ontology, teacher: str | Sequ
         )
 
 
+def build_rescorer(onto: Ontology, config: LabelConfig) -> Any:
+    """The ``config.rescore`` teacher (a CLIP re-scorer of box crops), or None."""
+    if not config.rescore:
+        return None
+    from autolabel.teachers import create_teacher
+
+    rescorer = create_teacher(config.rescore, ontology=onto, device=config.device, batch_size=config.batch_size)
+    if not hasattr(rescorer, "rescore"):
+        raise ConfigError(f"teacher '{config.rescore}' cannot re-score boxes; use clip[:WEIGHTS]")
+    return rescorer
+
+
 def _label_batch(batch: list[Frame], t: Teacher, rescorer: Any, onto: Ontology, config: LabelConfig,
                  hard_floor: float, writer: DatasetWriter) -> None:
+    labels, uncertain = predict_batch(batch, t, rescorer, onto, config, hard_floor)
+    writer.write_batch(batch, labels, uncertain=uncertain)
+
+
+def predict_batch(batch: list[Frame], t: Teacher, rescorer: Any, onto: Ontology, config: LabelConfig,
+                  hard_floor: float) -> tuple[list[sv.Detections], list[sv.Detections] | None]:
+    """(labels, uncertain boxes or None) of a batch of frames: the teacher, the re-scorer, then
+    :func:`postprocess`. The one place both engines turn frames into labels."""
     images = [f.image for f in batch]
     try:
         if config.uncertain_conf is None:
@@ -382,10 +433,9 @@ def _label_batch(batch: list[Frame], t: Teacher, rescorer: Any, onto: Ontology, 
     if len(dets) != len(images):
         raise TeacherError(f"teacher '{t.spec}' returned {len(dets)} results for {len(images)} images")
     if uncs is None:
-        writer.write_batch(batch, [postprocess(d, onto, im.shape, config) for d, im in zip(dets, images)])
-    else:
-        parts = [_split_labels(d, u, onto, im.shape, config) for d, u, im in zip(dets, uncs, images)]
-        writer.write_batch(batch, [h for h, _ in parts], uncertain=[u for _, u in parts])
+        return [postprocess(d, onto, im.shape, config) for d, im in zip(dets, images)], None
+    parts = [_split_labels(d, u, onto, im.shape, config) for d, u, im in zip(dets, uncs, images)]
+    return [h for h, _ in parts], [u for _, u in parts]
 
 
 def _jsonable(obj: Any) -> Any:

@@ -46,6 +46,7 @@ from autolabel.errors import ConfigError
 __all__ = ["DEFAULTS", "STAGES", "Pipeline", "PipelineResult", "load_pipeline_config"]
 
 STAGES = ("label", "train", "prune", "export", "report")
+ENGINE_KEYS = ("engine", "address", "workers", "gpus_per_worker", "cpus_per_worker")  # label.*: where, not what
 STATE_FILE = "pipeline_state.json"
 RESOLVED_FILE = "pipeline.yaml"
 
@@ -70,6 +71,11 @@ DEFAULTS: dict[str, Any] = {
         "dedup": 2.0,
         "max_side": None,
         "min_confidence": 0.0,  # classify: images below this teacher confidence are left out
+        "engine": "local",  # local | ray (a Ray cluster: pip install "autolabel[ray]"); the same dataset
+        "address": None,  # ray: auto, ray://HOST:PORT; None starts a local Ray
+        "workers": None,  # ray: teacher workers (None: as many as the cluster fits)
+        "gpus_per_worker": 0,
+        "cpus_per_worker": 1,
     },
     "train": {
         "student": "yolov8n.pt",  # detect: YOLO checkpoint / YAML / name; classify: torchvision model name
@@ -264,7 +270,9 @@ class Pipeline:
         state = self._read_state(run)
 
         prints = {
-            "label": _fingerprint(cfg["task"], cfg["label"], onto.to_dict(), src_abs),
+            # where labeling runs does not change the dataset: switching engines keeps a finished label stage
+            "label": _fingerprint(cfg["task"], {k: v for k, v in cfg["label"].items() if k not in ENGINE_KEYS},
+                                  onto.to_dict(), src_abs),
         }
         prints["train"] = _fingerprint(prints["label"], cfg["train"])
         prints["prune"] = _fingerprint(prints["train"], cfg["prune"], cfg["train"]["imgsz"])

@@ -46,12 +46,15 @@ __all__ = [
     "Frame",
     "MediaItem",
     "SourceConfig",
+    "VideoSpan",
     "SourceReport",
     "count_items",
     "discover",
     "estimate_total_frames",
     "iter_frames",
     "load_image",
+    "video_blocks",
+    "video_span_frames",
 ]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -831,48 +834,207 @@ def _estimate_video_samples(path: Path, config: SourceConfig) -> int:
         cap.release()
 
 
+@dataclass
+class VideoSpan:
+    """What decoding one span of a video (the whole of it, or one block) saw; :func:`video_span_frames`
+    fills it, so a caller that decodes a video in blocks can report it as one.
+
+    Attributes:
+        opened: the file could be opened (``reason`` says why not otherwise).
+        reason: why nothing could be read (empty file, unreadable, cannot open), else ``None``.
+        sampled: frames taken at the sampling rate in the span.
+        decoded: of those, frames decoded (or passed over as already labeled).
+        read_to: index + 1 of the last frame read.
+        ended: the stream ended before the span's end.
+        declared: the frame count the container declares (0 when it declares none).
+    """
+
+    opened: bool = True
+    reason: str | None = None
+    sampled: int = 0
+    decoded: int = 0
+    read_to: int = 0
+    ended: bool = False
+    declared: int = 0
+
+
+# Containers OpenCV (FFmpeg) seeks frame-accurately when they declare a frame count; raw streams (.ts, .mpg)
+# are decoded as one piece.
+_SEEKABLE = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
+
+
+def video_blocks(path: str | Path, config: SourceConfig = _DEFAULT_CONFIG) -> list[tuple[int, int | None]]:
+    """The ``[lo, hi)`` frame ranges of a video's split blocks (``video_group_seconds`` each; the last one
+    open-ended, ``hi=None``), the work units of a distributed run.
+
+    A video that cannot be opened, declares no frame count or is not in a container known to seek
+    frame-accurately is one range ``[(0, None)]`` (decoded from the start, as by :func:`iter_frames`).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in _SEEKABLE:
+        return [(0, None)]
+    import cv2
+
+    try:
+        if path.stat().st_size == 0:
+            return [(0, None)]
+    except OSError:
+        return [(0, None)]
+    cap = _open_video(path)
+    if cap is None:
+        return [(0, None)]
+    try:
+        n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        fps = _video_fps(cap)
+    finally:
+        cap.release()
+    if not (math.isfinite(n) and n >= 1):
+        return [(0, None)]
+    last = _block_of(int(n) - 1, fps, config.video_group_seconds)
+    los = [_block_start(k, fps, config.video_group_seconds) for k in range(last + 1)]
+    return [(lo, los[k + 1] if k < last else None) for k, lo in enumerate(los)]
+
+
+def _block_of(index: int, fps: float, group_seconds: float) -> int:
+    return int((index / fps) // group_seconds)  # the same expression the frames' split group uses
+
+
+def _block_start(k: int, fps: float, group_seconds: float) -> int:
+    """The first frame index of block ``k``."""
+    i = max(0, math.ceil(k * group_seconds * fps) - 2)
+    while _block_of(i, fps, group_seconds) < k:
+        i += 1
+    while i > 0 and _block_of(i - 1, fps, group_seconds) >= k:
+        i -= 1
+    return i
+
+
+def _sample_index(n: int, step: float) -> int:
+    """The frame index of sample ``n``: the first index with ``index + 1e-6 >= n * step`` (as sampled)."""
+    c = max(0, math.ceil(n * step - 1e-6) - 1)
+    while c + 1e-6 < n * step:
+        c += 1
+    return c
+
+
+def _first_sample_from(lo: int, step: float) -> int:
+    """The number of the first sample whose frame index is ``>= lo``."""
+    n = max(0, int(lo / step) - 1)
+    while _sample_index(n, step) < lo:
+        n += 1
+    return n
+
+
+def _seek(cap: Any, index: int) -> bool:
+    """Position ``cap`` so the next ``grab()`` reads frame ``index``; False when it cannot."""
+    import cv2
+
+    if index <= 0:
+        return True
+    return bool(cap.set(cv2.CAP_PROP_POS_FRAMES, index)) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == index
+
+
 def _video_frames(
     item: MediaItem, config: SourceConfig, report: SourceReport,
     skip: Callable[[str, Path, int | None], bool] | None,
 ) -> Iterator[Frame]:
+    span = VideoSpan()
+    yield from video_span_frames(item, config, report, skip, span=span)
+    source = str(item.path)
+    if not span.opened:
+        report.skipped.append((source, span.reason or "cannot open video"))
+    elif span.decoded == 0:
+        report.skipped.append((source, "video has no decodable frames"))
+    else:
+        truncated = _truncation(span.read_to, span.sampled, span.declared)
+        if truncated:
+            report.skipped.append((source, truncated))
+
+
+def video_span_frames(
+    item: MediaItem, config: SourceConfig, report: SourceReport,
+    skip: Callable[[str, Path, int | None], bool] | None = None,
+    lo: int = 0, hi: int | None = None, span: VideoSpan | None = None,
+) -> Iterator[Frame]:
+    """Sampled, de-duplicated frames of frames ``[lo, hi)`` of a video (``hi=None``: to its end).
+
+    Decoding a video block by block (:func:`video_blocks`) gives exactly the frames one pass over the whole
+    video gives: samples fall on the same indices, and de-duplication never looks across a block boundary
+    further back than the previous sample (the first sample of a block is compared with the sample before
+    it, kept or not; within a block, with the last kept frame). A block is decoded from the sample before
+    it, found by a frame-accurate seek.
+
+    ``report`` gets the sampled and de-duplicated counts; what went wrong with the file as a whole (cannot
+    open, no decodable frame, cut short) is left in ``span`` for the caller to report once per video.
+    """
     import cv2
 
-    source = str(item.path)
+    span = span if span is not None else VideoSpan()
     try:
         if item.path.stat().st_size == 0:
-            report.skipped.append((source, "empty file (0 bytes)"))
+            span.opened, span.reason = False, "empty file (0 bytes)"
             return
     except OSError as exc:
-        report.skipped.append((source, f"cannot read file: {exc.strerror or exc}"))
+        span.opened, span.reason = False, f"cannot read file: {exc.strerror or exc}"
         return
     cap = _open_video(item.path)
     if cap is None:
-        report.skipped.append((source, "cannot open video"))
+        span.opened, span.reason = False, "cannot open video"
         return
     try:
+        declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        span.declared = int(declared) if math.isfinite(declared) and declared >= 1 else 0
         fps = _video_fps(cap)
         step = _sample_step(config, fps)
         threshold = config.dedup_threshold
-        next_sample = 0.0  # frame index (fractional) of the next sample
-        n_samples = 0
-        decoded = 0
-        last_thumb: np.ndarray | None = None
-        index = -1
-        while cap.grab():
+        group_s = config.video_group_seconds
+        n_samples = _first_sample_from(lo, step) if lo > 0 else 0
+        start = _sample_index(n_samples, step) if lo > 0 else 0
+        if n_samples > 0 and threshold > 0:  # decode the sample before the span: its de-dup reference
+            n_samples -= 1
+            start = _sample_index(n_samples, step)
+        if hi is not None and start >= hi:
+            span.read_to = lo
+            return
+        if not _seek(cap, start):  # not frame-accurate here: read up to it (slow, but the same frames)
+            cap.release()
+            cap = _open_video(item.path)
+            index = -1
+            while index + 1 < start and cap is not None and cap.grab():
+                index += 1
+            if index + 1 < start:
+                span.read_to, span.ended = index + 1, True
+                return
+        next_sample = n_samples * step  # frame index (fractional) of the next sample
+        last_thumb: np.ndarray | None = None  # thumbnail of the last kept frame
+        prev_thumb: np.ndarray | None = None  # thumbnail of the previous sample, and its block
+        prev_block: int | None = None
+        index = start - 1
+        while hi is None or index + 1 < hi:
+            if not cap.grab():
+                span.ended = True
+                break
             index += 1
             if index + 1e-6 < next_sample:
                 continue  # grab() without retrieve(): no color conversion for frames not sampled
             n_samples += 1
             next_sample = n_samples * step
-            report.frames_sampled += 1
+            own = index >= lo  # not the reference sample before the span
+            if own:
+                span.sampled += 1
+                report.frames_sampled += 1
             frame_id = _make_frame_id(item.id, index)
-            if threshold == 0 and skip is not None and skip(frame_id, item.path, index):
-                decoded += 1  # no dedup state to keep, so a resumed frame need not be decoded at all
+            if own and threshold == 0 and skip is not None and skip(frame_id, item.path, index):
+                span.decoded += 1  # no dedup state to keep, so a resumed frame need not be decoded at all
                 continue
+            timestamp = index / fps
+            block = int(timestamp // group_s)
             ok, bgr = cap.retrieve()
             if not ok or bgr is None or bgr.size == 0:
+                prev_thumb, prev_block = None, block
                 continue
-            decoded += 1
+            if own:
+                span.decoded += 1
             if bgr.ndim == 2:
                 bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
             elif bgr.shape[2] == 4:
@@ -880,8 +1042,14 @@ def _video_frames(
             if threshold > 0:
                 thumb = cv2.cvtColor(
                     cv2.resize(bgr, _THUMB_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
-                )
-                thumb = thumb.astype(np.int16)
+                ).astype(np.int16)
+                if prev_block is not None and block != prev_block:
+                    # A new block: compare with the previous sample, so each block is decided on its own
+                    # (the same whether the video is decoded in one pass or block by block).
+                    last_thumb = prev_thumb
+                prev_thumb, prev_block = thumb, block
+                if not own:
+                    continue
                 if last_thumb is not None and float(np.abs(thumb - last_thumb).mean()) < threshold:
                     report.frames_deduplicated += 1
                     continue
@@ -893,39 +1061,31 @@ def _video_frames(
                 target = _fit(rgb.shape[1], rgb.shape[0], config.max_side)
                 if target is not None:
                     rgb = cv2.resize(rgb, target, interpolation=cv2.INTER_AREA)
-            timestamp = index / fps
-            block = int(timestamp // config.video_group_seconds)
             yield Frame(
                 id=frame_id,
                 image=np.ascontiguousarray(rgb),
-                source=source,
+                source=str(item.path),
                 group=f"{item.id}_t{block:05d}",
                 frame_index=index,
                 timestamp=timestamp,
             )
-        if decoded == 0:
-            report.skipped.append((source, "video has no decodable frames"))
-        else:
-            _check_complete(cap, index + 1, n_samples, source, report)
+        span.read_to = index + 1
     finally:
-        cap.release()  # also runs when the consumer stops early and the generator is closed
+        if cap is not None:
+            cap.release()  # also runs when the consumer stops early and the generator is closed
 
 
-def _check_complete(cap: Any, read: int, sampled: int, source: str, report: SourceReport) -> None:
-    """Record a video that ended well before the frame count its header declares (a truncated file)."""
-    import cv2
-
-    declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-    if not (math.isfinite(declared) and declared >= 1):
-        return  # raw streams often declare nothing: nothing to compare with
-    declared = int(declared)
+def _truncation(read: int, sampled: int, declared: int) -> str | None:
+    """The report line of a video that ended well before the frame count its header declares, else None."""
+    if declared < 1:
+        return None  # raw streams often declare nothing: nothing to compare with
     # Some containers estimate the count from duration x fps: allow a small miss before calling it a cut.
     if read < declared - max(2, round(0.02 * declared)):
-        report.skipped.append((
-            source,
+        return (
             f"truncated or corrupt video: decoding stopped at frame {read} of the {declared} its header "
-            f"declares; the {sampled} frame(s) sampled before the cut were used, the rest is missing",
-        ))
+            f"declares; the {sampled} frame(s) sampled before the cut were used, the rest is missing"
+        )
+    return None
 
 
 def _make_frame_id(video_id: str, index: int) -> str:

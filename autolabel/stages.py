@@ -148,6 +148,9 @@ def label_config(cfg: Mapping[str, Any], *, resume: bool = False, progress: bool
     if cfg["task"] == "classify":
         from autolabel.students.classify import ClassLabelConfig
 
+        if c.get("engine", "local") != "local":
+            raise ConfigError(f"label.engine {c['engine']!r} labels detection datasets; a classify pipeline "
+                              "labels in one process (label.engine: local)")
         return _build(ClassLabelConfig, {**common, "min_confidence": ("label.min_confidence", c["min_confidence"])},
                       {"sources": src, "overwrite": not resume, "progress": progress})
     from autolabel.label import LabelConfig
@@ -156,6 +159,9 @@ def label_config(cfg: Mapping[str, Any], *, resume: bool = False, progress: bool
         **common, "conf": ("label.conf", c["conf"]), "uncertain_conf": ("label.uncertain_conf", c["uncertain_conf"]),
         "agnostic_nms": ("label.agnostic_nms", c["agnostic_nms"]), "tta": ("label.tta", c["tta"]),
         "tile": ("label.tile", c["tile"]), "rescore": ("label.rescore", c["rescore"]),
+        "engine": ("label.engine", c["engine"]), "address": ("label.address", c["address"]),
+        "workers": ("label.workers", c["workers"]), "gpus_per_worker": ("label.gpus_per_worker", c["gpus_per_worker"]),
+        "cpus_per_worker": ("label.cpus_per_worker", c["cpus_per_worker"]),
     }, {"sources": src, "overwrite": not resume, "progress": progress})
 
 
