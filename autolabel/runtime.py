@@ -20,9 +20,10 @@ Model output contract (YOLOv8 / YOLO11 detection heads as Ultralytics exports th
 autolabel exports it): one tensor ``(B, 4 + C, A)``: per anchor ``cx, cy, w, h`` in input-tensor pixels,
 then ``C`` per-class scores.
 Preprocessing: RGB, letterbox to ``imgsz × imgsz`` (aspect kept, grey 114 padding, centered), ``/ 255``,
-NCHW float32. Post-processing: per-class thresholds, class-aware NMS (numpy), boxes mapped back to the
-original image. This module imports only the standard library, numpy, onnxruntime and (for decoding and
-resizing) pillow or opencv, whichever is installed.
+NCHW float32. Post-processing: per-class thresholds (the loaded model's own operating point,
+``postprocessing.model_thresholds[model]``, when export chose one; else ``postprocessing.thresholds``),
+class-aware NMS (numpy), boxes mapped back to the original image. This module imports only the
+standard library, numpy, onnxruntime and (for decoding and resizing) pillow or opencv, whichever is installed.
 
 ``bundle.json`` is checked completely before any model is opened (:func:`validate_meta`): a bundle may come
 from anywhere, so model files must lie inside the bundle folder, and every value the runtime reads is checked
@@ -45,8 +46,8 @@ try:  # inside the autolabel package; the copy in a bundle works without it
 except ImportError:  # pragma: no cover - standalone copy
     _BundleErrorBase = ValueError
 
-__all__ = ["BUNDLE_FILE", "BundleError", "Detections", "Detector", "letterbox", "load_bundle", "nms",
-           "validate_meta"]
+__all__ = ["BUNDLE_FILE", "BundleError", "Detections", "Detector", "default_model", "letterbox", "load_bundle",
+           "nms", "validate_meta"]
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "autolabel-bundle"
@@ -160,6 +161,11 @@ def decode(raw: np.ndarray, thresholds: np.ndarray, iou: float, max_det: int = 3
     return xyxy[keep], score[keep], cid[keep].astype(np.int64), cls[keep]
 
 
+def default_model(models: dict) -> str:
+    """The model a bundle runs unless told otherwise: int8, else fp32, else fp16, else the first listed."""
+    return next((k for k in ("int8", "fp32", "fp16") if k in models), next(iter(models)))
+
+
 def _is_number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -265,7 +271,56 @@ def validate_meta(meta: object, root: Path, where: str = BUNDLE_FILE) -> dict:
             raise BundleError(f"{where}: postprocessing.thresholds names class {n!r}, which is not in names")
         if not _is_number(v) or not 0 <= v <= 1:
             raise BundleError(f"{where}: postprocessing.thresholds[{n!r}] must be a number in [0, 1], found {v!r}")
+    per_model = post.get("model_thresholds", {})
+    if not isinstance(per_model, dict):
+        raise BundleError(f"{where}: postprocessing.model_thresholds must map a model kind to its thresholds, "
+                          f"found {per_model!r}")
+    for m, th in per_model.items():
+        if m not in models:
+            raise BundleError(f"{where}: postprocessing.model_thresholds names model {m!r}, which is not in models "
+                              f"{sorted(models)}")
+        if not isinstance(th, dict):
+            raise BundleError(f"{where}: postprocessing.model_thresholds.{m} must map class names to scores, "
+                              f"found {th!r}")
+        for n, v in th.items():
+            if n not in names:
+                raise BundleError(f"{where}: postprocessing.model_thresholds.{m} names class {n!r}, which is not "
+                                  "in names")
+            if not _is_number(v) or not 0 <= v <= 1:
+                raise BundleError(f"{where}: postprocessing.model_thresholds.{m}[{n!r}] must be a number in [0, 1], "
+                                  f"found {v!r}")
+    _validate_operating_point(meta.get("operating_point"), names, models, where)
     return meta
+
+
+def _validate_operating_point(op: object, names: list, models: dict, where: str) -> None:
+    """``operating_point`` (how the thresholds were chosen) is informative, but what it says must be well formed:
+    per model and class, threshold / precision / recall / F1 in [0, 1] and a labeled box count."""
+    if op is None:
+        return
+    if not isinstance(op, dict):
+        raise BundleError(f"{where}: operating_point must be an object, found {op!r}")
+    per_model = op.get("models", {})
+    if not isinstance(per_model, dict):
+        raise BundleError(f"{where}: operating_point.models must map a model kind to its classes, found {per_model!r}")
+    for m, pts in per_model.items():
+        if m not in models:
+            raise BundleError(f"{where}: operating_point.models names model {m!r}, which is not in models "
+                              f"{sorted(models)}")
+        if not isinstance(pts, dict):
+            raise BundleError(f"{where}: operating_point.models.{m} must map class names to points, found {pts!r}")
+        for n, p in pts.items():
+            at = f"{where}: operating_point.models.{m}[{n!r}]"
+            if n not in names:
+                raise BundleError(f"{at}: class {n!r} is not in names")
+            if not isinstance(p, dict):
+                raise BundleError(f"{at} must be an object, found {p!r}")
+            for k in ("threshold", "precision", "recall", "f1"):
+                v = p.get(k)
+                if not _is_number(v) or not 0 <= v <= 1:
+                    raise BundleError(f"{at}.{k} must be a number in [0, 1], found {v!r}")
+            if not _is_int(p.get("boxes")) or p["boxes"] < 0:
+                raise BundleError(f"{at}.boxes must be a whole number >= 0, found {p.get('boxes')!r}")
 
 
 def _check_model_io(session: object, meta: dict, path: Path, where: str = BUNDLE_FILE) -> None:
@@ -311,7 +366,7 @@ class Detector:
         meta = validate_meta(meta, root, str(meta_path))
         models = meta["models"]
         if model is None:
-            model = next((k for k in ("int8", "fp32", "fp16") if k in models), next(iter(models)))
+            model = default_model(models)
         if model not in models:
             raise BundleError(f"bundle '{root}' has no '{model}' model; it has {sorted(models)}")
         path = _inside(root, models[model], f"{meta_path}: models.{model}")
@@ -345,7 +400,8 @@ class Detector:
         self.mean = np.asarray(pre.get("mean", [0, 0, 0]), np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(pre.get("std", [1, 1, 1]), np.float32).reshape(1, 3, 1, 1)
         post = meta.get("postprocessing", {})
-        th = post.get("thresholds", {})
+        # each model's own operating point when export chose one (INT8 scores differ slightly from FP32)
+        th = {**post.get("thresholds", {}), **post.get("model_thresholds", {}).get(model, {})}
         default = float(post.get("conf", 0.25))
         self.thresholds = np.array([float(th.get(n, default)) for n in self.names], dtype=np.float32)
         self.iou = float(post.get("iou", 0.7))

@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,13 @@ class ExportConfig:
             student), ``minmax`` (fastest) or ``entropy``.
         per_channel: per-channel weight scales (recommended for depthwise/narrow convs).
         formats: extra targets through Ultralytics: ``openvino`` (INT8 when ``int8``), ``tflite``.
-        conf: default score threshold written to the bundle (per-class ontology thresholds win).
+        conf: default score threshold written to the bundle (per-class thresholds win).
+        target_precision: per class, ship the lowest threshold whose val precision reaches this (one value for
+            all classes or ``{name: value}``); default (neither target): the threshold of maximum F1.
+        target_recall: per class, ship the highest threshold whose val recall reaches this (value or mapping).
+        gt: human labels (YOLO folder / data.yaml or COCO JSON) to choose the thresholds against, matched to the
+            val images by file name; default: the dataset's (teacher's) val labels.
+        min_boxes: fewest labeled val boxes of a class to choose its threshold from; fewer keep the ontology's.
         iou: NMS IoU of the bundle.
         evaluate: score each model on the dataset's val split (needs ``data``).
         max_eval_images: cap on val images scored (None = all).
@@ -82,6 +88,10 @@ class ExportConfig:
     per_channel: bool = True
     formats: Sequence[str] = ()
     conf: float = 0.25
+    target_precision: float | Mapping[str, float] | None = None
+    target_recall: float | Mapping[str, float] | None = None
+    gt: str | None = None
+    min_boxes: int = 10
     iou: float = 0.7
     evaluate: bool = True
     max_eval_images: int | None = None
@@ -104,6 +114,14 @@ class ExportConfig:
             raise ConfigError(f"unknown export format(s) {bad}; valid extra formats are {sorted(EXTRA_FORMATS)} (onnx is always written)")
         if not 0 < float(self.conf) < 1 or not 0 < float(self.iou) <= 1:
             raise ConfigError(f"conf must be in (0, 1) and iou in (0, 1], found {self.conf}, {self.iou}")
+        from autolabel.compress.operating_point import check_targets
+
+        check_targets(self.target_precision, self.target_recall)
+        if int(self.min_boxes) < 1:
+            raise ConfigError(f"min_boxes must be >= 1, found {self.min_boxes}")
+        if self.gt is not None and not Path(self.gt).expanduser().exists():
+            raise ConfigError(f"gt '{self.gt}' not found; expected human labels: a YOLO dataset folder / data.yaml "
+                              "or a COCO JSON")
 
 
 @dataclass
@@ -460,16 +478,28 @@ def _coco(images: list[dict], names: list[str], anns: list[dict]) -> dict[str, A
             "categories": [{"id": i, "name": n, "supercategory": "object"} for i, n in enumerate(names)]}
 
 
-def score_bundle(bundle: Path, data: Path, models: Sequence[str], max_images: int | None = None,
-                 progress: bool = True) -> dict[str, dict[str, Any]]:
-    """mAP of each bundle model on the dataset's val split, against the dataset's labels (via the runtime)."""
+def _val_records(data: Path, max_images: int | None) -> list[dict[str, Any]]:
+    """The dataset's val-split records (every record when it has no val split), capped at ``max_images``."""
     from autolabel.dataset import read_records
+
+    recs = [r for r in read_records(data) if r["split"] == "val"] or [r for r in read_records(data)]
+    return recs[:max_images] if max_images else recs
+
+
+def score_bundle(bundle: Path, data: Path, models: Sequence[str], max_images: int | None = None,
+                 progress: bool = True, predictions: dict[str, list[Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """mAP of each bundle model on the dataset's val split, against the dataset's labels (via the runtime).
+
+    ``predictions``: when given, filled with each model's predictions (conf 0.001) on the val images of
+    :func:`_val_records`, one :class:`~autolabel.compress.operating_point.ImagePreds` per image, so the
+    operating point is chosen from this same pass instead of a second one.
+    """
+    from autolabel.compress.operating_point import ImagePreds
     from autolabel.evaluate import evaluate
     from autolabel.progress import progress as prog
     from autolabel.runtime import load_bundle
 
-    recs = [r for r in read_records(data) if r["split"] == "val"] or [r for r in read_records(data)]
-    recs = recs[:max_images] if max_images else recs
+    recs = _val_records(data, max_images)
     if not recs:
         return {}
     names = load_bundle(bundle, model="fp32").names
@@ -499,6 +529,8 @@ def score_bundle(bundle: Path, data: Path, models: Sequence[str], max_images: in
                 t0 = time.perf_counter()
                 d = det.predict(im, conf=0.001)
                 t_total += time.perf_counter() - t0
+                if predictions is not None:
+                    predictions.setdefault(m, []).append(ImagePreds(d.xyxy, d.scores, d.class_ids))
                 for b, s, c in zip(d.xyxy.tolist(), d.scores.tolist(), d.class_ids.tolist()):
                     anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(c), "score": float(s),
                                  "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": (b[2] - b[0]) * (b[3] - b[1])})
@@ -688,10 +720,53 @@ def _export_into(pt: Path, out: Path, data_p: Path | None, config: ExportConfig,
                                                          models=", ".join(f"{k}: {v.name}" for k, v in files.items())))
     metrics: dict[str, Any] = {}
     if config.evaluate and data_p is not None and (data_p / "autolabel.json").is_file():
-        metrics = score_bundle(out, data_p, list(files), config.max_eval_images, config.progress)
+        preds: dict[str, list[Any]] = {}
+        metrics = score_bundle(out, data_p, list(files), config.max_eval_images, config.progress, predictions=preds)
         meta["metrics"] = metrics
+        _operating_point(out, meta, data_p, preds, config)
+        (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+    else:
+        meta["operating_point"] = {"note": "not chosen (no dataset scored): the ontology's thresholds"}
         (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
     return ExportResult(bundle=out, files=files, metrics=metrics, meta=meta)
+
+
+def _operating_point(out: Path, meta: dict[str, Any], data: Path, preds: Mapping[str, list[Any]],
+                     config: ExportConfig) -> None:
+    """Each model's per-class thresholds chosen on the val predictions of the scoring pass (into ``meta``),
+    against the human labels ``config.gt`` (val images matched by file name) or the dataset's val labels; the
+    curves go to the bundle's :data:`~autolabel.compress.operating_point.CURVES_FILE`."""
+    from autolabel.compress import operating_point as op
+    from autolabel.dataset import read_meta
+
+    names = list(meta["names"])
+    recs = _val_records(data, config.max_eval_images)
+    if not recs or not preds:
+        meta["operating_point"] = {"note": "not chosen (no val images): the ontology's thresholds"}
+        return
+    idx = list(range(len(recs)))
+    if config.gt is not None:
+        human, _ = op.human_boxes(Path(config.gt).expanduser(), names)
+        idx = [i for i, r in enumerate(recs) if op.record_stem(r) in human]
+        if not idx:
+            raise DatasetError(f"none of the {len(recs)} val images of '{data}' is in the human labels '{config.gt}' "
+                               f"(matched by file name, e.g. {op.record_stem(recs[0])!r})")
+        gts = [human[op.record_stem(recs[i])] for i in idx]
+        source = f"human labels ({Path(config.gt).name}), val split"
+    else:
+        gts = op.dataset_boxes(recs, names, list(read_meta(data)["names"]))
+        source = "teacher labels, val split"
+    points, curves = {}, {}
+    for m, p in preds.items():
+        fallback = op.default_fallback(meta, m)
+        curves[m] = {}
+        points[m] = op.choose_thresholds([p[i] for i in idx], gts, names, fallback,
+                                         target_precision=config.target_precision,
+                                         target_recall=config.target_recall, min_boxes=int(config.min_boxes),
+                                         curves=curves[m])
+    op.write_record(meta, points, source=source, images=len(idx), min_boxes=int(config.min_boxes),
+                    target_precision=config.target_precision, target_recall=config.target_recall)
+    (out / op.CURVES_FILE).write_text(json.dumps({"grid": list(op.CURVE_GRID), "source": source, "models": curves}))
 
 
 # ----------------------------------------------------------------------------------------------------------
