@@ -327,9 +327,22 @@ def export_cmd(
     batch: Annotated[int, typer.Option(help="Fixed batch size of the model.")] = 1,
     opset: Annotated[int, typer.Option(help="ONNX opset (>= 17).")] = 17,
     no_eval: Annotated[bool, typer.Option("--no-eval", help="Do not score the models on the val split of --data.")] = False,
+    target_precision: Annotated[list[str] | None, typer.Option(
+        help="Ship per class the lowest threshold whose val precision reaches P: one value, or NAME=P (repeatable). "
+             "Default: the threshold of maximum F1.")] = None,
+    target_recall: Annotated[list[str] | None, typer.Option(
+        help="Ship per class the highest threshold whose val recall reaches R: one value, or NAME=R (repeatable).")] = None,
+    gt: Annotated[Path | None, typer.Option(
+        "--gt", help="Human labels (YOLO folder / data.yaml or COCO JSON) to choose the thresholds against, matched to "
+                     "the val images by file name (default: the dataset's val labels).")] = None,
+    min_boxes: Annotated[int, typer.Option(help="Fewest labeled val boxes to choose a class's threshold; fewer keep the ontology's.")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Export a student to an ONNX bundle (FP32, optional FP16/INT8) that autolabel.runtime runs without torch."""
+    """Export a student to an ONNX bundle (FP32, optional FP16/INT8) that autolabel.runtime runs without torch.
+
+    Each class's threshold is chosen for the student on the val split of --data (max F1, or --target-precision /
+    --target-recall), per model; bundle.json keeps the precision, recall and F1 it gives.
+    """
     from autolabel.compress.bundle import (
         ExportConfig,
         export,
@@ -363,7 +376,9 @@ def export_cmd(
     extra = tuple(f.strip().lower() for f in format_ if f.strip().lower() != "onnx")
     cfg = ExportConfig(imgsz=imgsz, dynamic=dynamic, batch=batch, opset=opset, fp16=fp16, int8=int8,
                        calib_images=calib_images, calib_method=calib_method, formats=extra, evaluate=not no_eval,
-                       progress=not quiet)
+                       target_precision=_target(target_precision, "--target-precision"),
+                       target_recall=_target(target_recall, "--target-recall"),
+                       gt=str(gt) if gt is not None else None, min_boxes=min_boxes, progress=not quiet)
     _home(out)
     res = export(model, out, data=data, config=cfg)
     res_out = res.bundle
@@ -374,7 +389,57 @@ def export_cmd(
         typer.echo(f"  {k:<5} {p.name:<20} {p.stat().st_size / 1e6:7.2f} MB{score}")
     for k, name in res.meta.get("extra_models", {}).items():
         typer.echo(f"  {k:<5} {name}")
+    if (res.meta.get("operating_point") or {}).get("models"):
+        from autolabel.compress.operating_point import format_points
+
+        typer.echo(format_points(res.meta))
+    elif (res.meta.get("operating_point") or {}).get("note"):
+        typer.echo(f"thresholds: {res.meta['operating_point']['note']}")
     typer.echo(f"run it: autolabel predict {res_out} IMAGES_OR_VIDEOS --out preds/")
+
+
+def _target(items: list[str] | None, option: str) -> float | dict[str, float] | None:
+    """``--target-precision 0.95`` (all classes) or ``--target-precision person=0.95 --target-precision car=0.9``."""
+    if not items:
+        return None
+    if len(items) == 1 and "=" not in items[0]:
+        try:
+            return float(items[0])
+        except ValueError:
+            raise ConfigError(f"{option} expects a number in (0, 1] or NAME=VALUE, found '{items[0]}'") from None
+    out: dict[str, float] = {}
+    for it in items:
+        name, sep, val = it.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(val)
+        except ValueError:
+            raise ConfigError(f"{option} expects one number for all classes or NAME=VALUE per class, found '{it}'") from None
+    return out
+
+
+@app.command("thresholds")
+def thresholds_cmd(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `autolabel export`.")],
+    gt: Annotated[Path, typer.Option("--gt", help="Your labeled frames: a YOLO folder (data.yaml, images/, labels/) or a COCO JSON beside its images.")],
+    target_precision: Annotated[list[str] | None, typer.Option(
+        help="Per class the lowest threshold whose precision reaches P: one value, or NAME=P (repeatable). Default: max F1.")] = None,
+    target_recall: Annotated[list[str] | None, typer.Option(
+        help="Per class the highest threshold whose recall reaches R: one value, or NAME=R (repeatable).")] = None,
+    min_boxes: Annotated[int, typer.Option(help="Fewest labeled boxes to choose a class's threshold; fewer keep the current one.")] = 10,
+    threads: Annotated[int | None, typer.Option(help="onnxruntime threads.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Re-pick a bundle's per-class thresholds on your own labeled frames; rewrites bundle.json (no re-export, no torch)."""
+    from autolabel.compress.operating_point import format_points, retune_bundle
+
+    meta = retune_bundle(bundle, gt, target_precision=_target(target_precision, "--target-precision"),
+                         target_recall=_target(target_recall, "--target-recall"), min_boxes=min_boxes,
+                         threads=threads, progress=not quiet)
+    typer.echo(format_points(meta))
+    typer.echo(f"bundle.json updated: {bundle} ({meta['operating_point']['shipped_model']} model ships with "
+               + ", ".join(f"{n} {t:g}" for n, t in list(meta['postprocessing']['thresholds'].items())[:6]) + ")")
 
 
 @app.command("predict")
@@ -383,7 +448,7 @@ def predict_cmd(
     sources: Annotated[list[Path], typer.Argument(help="Images, folders (recursive) or videos.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: annotated images/videos, detections.coco.json.")],
     model: Annotated[str | None, typer.Option(help="int8, fp32 or fp16 (default: int8 when present).")] = None,
-    conf: Annotated[float | None, typer.Option(help="One threshold for all classes (default: the bundle's).")] = None,
+    conf: Annotated[float | None, typer.Option(help="One threshold for all classes (default: the bundle's per-class operating point).")] = None,
     threads: Annotated[int | None, typer.Option(help="onnxruntime threads.")] = None,
     video_fps: Annotated[float | None, typer.Option(help="Sample videos at this rate into images (default: every frame, annotated video).")] = None,
     no_save: Annotated[bool, typer.Option("--no-save", help="Write only the detections, no annotated media.")] = False,

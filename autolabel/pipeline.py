@@ -116,6 +116,8 @@ DEFAULTS: dict[str, Any] = {
         "dynamic": False,
         "max_drop": 0.02,  # accuracy guard: ship a pruned / INT8 model only within this mAP50-95 (classify: top-1)
                            # of the unpruned FP32 student on the val split, else the better one; null = off
+        "target_precision": None,  # bundle thresholds: per class the lowest meeting this val precision
+        "target_recall": None,     # ... or the highest meeting this recall ({name: value} or one value); null: max F1
     },
     "report": {
         "enabled": True,

@@ -1,8 +1,9 @@
 """The run report: one self-contained HTML file (images and plots inlined) plus the same numbers as JSON.
 
 Sections: summary (where the bundle is, size, accuracy, speed), the accuracy / size / latency table of
-teacher → student → pruned → recovered → FP32 / INT8 bundle with plots, training curves, label statistics
-per class, skipped inputs, teacher samples with boxes, what the accuracy guard shipped and dropped, stage wall
+teacher → student → pruned → recovered → FP32 / INT8 bundle with plots, training curves, the bundle's operating
+point (per class precision–recall and F1–confidence curves of the FP32 and INT8 models, chosen thresholds
+marked), label statistics per class, skipped inputs, teacher samples with boxes, what the accuracy guard shipped and dropped, stage wall
 times (the report's own included), and the configuration as the stages used it.
 
 Text from the user (class names, file names) is shown as written: HTML-escaped in the page, and matplotlib's
@@ -237,6 +238,10 @@ def _write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, An
         ax.tick_params(axis="x", rotation=30)
         plots.append(("Label statistics", _png(fig)))
 
+    op_plot, op_html = _operating_point(art.get("export") or {})
+    if op_plot:
+        plots.append(("Operating point", op_plot))
+
     preview = ""
     pv = Path(lab.get("dataset", "")) / "preview.jpg" if lab.get("dataset") else None
     if pv is not None and pv.is_file():
@@ -293,6 +298,7 @@ Both score against the teacher's labels; with <code>report.gt</code> set, the te
 (val images) score against the human labels; the accuracy chart keeps the two as separately labeled series.
 The teacher's latency is its labeling time per image.</p>
 {guard_html}
+{op_html}
 {''.join(f'<h2>{t}</h2><img src="{src}" alt="{t}">' for t, src in plots)}
 <h2>Labels per class</h2><table><tr><th>class</th><th>boxes</th></tr>{label_rows}</table>
 <p>{lab.get('images', '—')} images labeled, {lab.get('boxes', '—')} boxes.</p>
@@ -327,3 +333,78 @@ def _guard_html(g: dict[str, Any]) -> str:
     return (f"<h2>Accuracy guard</h2><p>A pruned or INT8 model ships only if it scores within export.max_drop "
             f"= {g['max_drop']} {metric} of the unpruned FP32 student on the val split; otherwise the better model "
             f"ships.</p><ul>{''.join(items)}</ul>")
+
+
+_MODEL_COLORS = {"fp32": "#4c72b0", "int8": "#c44e52", "fp16": "#55a868"}
+
+
+def _operating_point(ex: dict[str, Any], max_classes: int = 8) -> tuple[str | None, str]:
+    """The bundle's chosen thresholds: per class a precision–recall and an F1–confidence plot, one line per
+    model (FP32 and INT8 confidences differ), the chosen point marked, the fallback threshold dotted; and a
+    table of the numbers. Empty when the bundle has no operating point."""
+    if not ex.get("bundle"):
+        return None, ""
+    from autolabel.compress.operating_point import CURVES_FILE
+
+    root = Path(ex["bundle"])
+    try:
+        meta = json.loads((root / "bundle.json").read_text())
+        curves = json.loads((root / CURVES_FILE).read_text()) if (root / CURVES_FILE).is_file() else {}
+    except (OSError, ValueError):
+        return None, ""
+    op = meta.get("operating_point") or {}
+    models = op.get("models") or {}
+    if not models:
+        return None, f"<h2>Operating point</h2><p>{html.escape(str(op.get('note') or 'none'))}</p>" if op else ""
+    rows = ""
+    for m, pts in models.items():
+        for n, p in pts.items():
+            if not p.get("boxes"):
+                continue
+            f = p.get("at_fallback") or {}
+            rule = p["rule"] + (f" ({p['note']})" if p.get("note") else "")
+            rows += (f"<tr><td>{m.upper()}</td><td>{html.escape(n)}</td><td>{p['boxes']}</td><td>{p['threshold']:.4f}</td>"
+                     f"<td>{p['precision']:.3f}</td><td>{p['recall']:.3f}</td><td>{p['f1']:.3f}</td>"
+                     f"<td>{_fmt(f.get('threshold'))}</td><td>{_fmt(f.get('f1'))}</td><td>{html.escape(rule)}</td></tr>")
+    shipped = op.get("shipped_model", "")
+    doc = (f"<h2>Operating point</h2><p>Per-class thresholds chosen for the student on {html.escape(str(op.get('source')))} "
+           f"({op.get('images')} images, IoU {op.get('iou')}); each model has its own, the {html.escape(str(shipped).upper())} "
+           f"model's ship in <code>postprocessing.thresholds</code>. \"was\": the ontology's (labeling) threshold. "
+           f"<code>autolabel predict --conf</code> overrides them; <code>autolabel thresholds BUNDLE --gt FRAMES</code> "
+           f"re-picks them on your own labeled frames.</p>"
+           "<table><tr><th>model</th><th>class</th><th>boxes</th><th>threshold</th><th>precision</th><th>recall</th>"
+           f"<th>F1</th><th>was</th><th>F1 there</th><th>rule</th></tr>{rows}</table>")
+    grid = curves.get("grid") or []
+    cm = curves.get("models") or {}
+    ref = models.get(shipped) or next(iter(models.values()))  # the classes with the most labeled boxes first
+    classes = sorted((n for n, p in ref.items() if p.get("boxes") and any(n in per for per in cm.values())),
+                     key=lambda n: -ref[n]["boxes"])[:max_classes]
+    if not grid or not classes:
+        return None, doc
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(classes), 2, figsize=(11, 3.1 * len(classes)), squeeze=False)
+    for (ax_pr, ax_f1), n in zip(axes, classes):
+        for m, per in cm.items():
+            c = per.get(n)
+            p = (models.get(m) or {}).get(n)
+            if not c or not p:
+                continue
+            color = _MODEL_COLORS.get(m, None)
+            ax_pr.plot(c["recall"], c["precision"], color=color, label=m.upper())
+            ax_pr.plot([p["recall"]], [p["precision"]], "o", color=color, ms=8, mec="black",
+                       label=f"{m.upper()} chosen {p['threshold']:.3f}")
+            ax_f1.plot(grid, c["f1"], color=color, label=m.upper())
+            ax_f1.plot([p["threshold"]], [p["f1"]], "o", color=color, ms=8, mec="black",
+                       label=f"{m.upper()} chosen: F1 {p['f1']:.3f}")
+            fb = (p.get("at_fallback") or {}).get("threshold")
+            if fb is not None:
+                ax_f1.axvline(fb, color=color, ls=":", lw=1)
+        ax_pr.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=f"{n}: precision–recall")
+        ax_f1.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="confidence threshold", ylabel="F1",
+                  title=f"{n}: F1–confidence (dotted: the ontology's threshold)")
+        for a in (ax_pr, ax_f1):
+            a.grid(alpha=0.3)
+            a.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return _png(fig), doc

@@ -220,7 +220,8 @@ def prune_config(cfg: Mapping[str, Any], *, progress: bool = False) -> Any:
 
 
 def export_config(cfg: Mapping[str, Any], *, progress: bool = False) -> Any:
-    """The export stage's ``ExportConfig`` from the ``export`` section (``imgsz`` defaults to ``train.imgsz``).
+    """The export stage's ``ExportConfig`` from the ``export`` section (``imgsz`` defaults to ``train.imgsz``;
+    the bundle's thresholds are chosen against ``report.gt`` when it is set).
 
     A classification export takes only ``int8``, ``calib_images`` and ``calib_method`` of it.
     """
@@ -235,6 +236,10 @@ def export_config(cfg: Mapping[str, Any], *, progress: bool = False) -> Any:
         "imgsz": imgsz, "int8": ("export.int8", c["int8"]), "fp16": ("export.fp16", c["fp16"]),
         "calib_images": ("export.calib_images", c["calib_images"]),
         "calib_method": ("export.calib_method", c["calib_method"]), "dynamic": ("export.dynamic", c["dynamic"]),
+        # the operating point: thresholds chosen for the student on val, against the human labels when given
+        "target_precision": ("export.target_precision", c.get("target_precision")),
+        "target_recall": ("export.target_recall", c.get("target_recall")),
+        "gt": ("report.gt", cfg["report"].get("gt")),
     }, {"progress": progress})
 
 

@@ -376,3 +376,81 @@ def test_int8_calibration_is_fed_in_chunks_and_matches_one_pass(tmp_path, monkey
     for k in sa:
         if k.endswith("_scale"):
             np.testing.assert_allclose(sa[k], sb[k], rtol=0.02, err_msg=k)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the operating point (the threshold math itself: test_operating_point.py)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _yolo_gt(folder: Path) -> Path:
+    """Human labels of the fixture's images (the same seed draws the same squares), as a YOLO folder."""
+    truth = fakes.make_square_images(folder / "images", 12, seed=5)
+    (folder / "labels").mkdir()
+    (folder / "data.yaml").write_text("names: [red, blue]\n")
+    for i, boxes in enumerate(truth):
+        (folder / "labels" / f"img{i:04d}.txt").write_text("".join(
+            f"{c} {(x1 + x2) / 256} {(y1 + y2) / 192} {(x2 - x1) / 128} {(y2 - y1) / 96}\n" for c, x1, y1, x2, y2 in boxes))
+    return folder
+
+
+def test_export_records_the_operating_point_and_keeps_the_fallback_on_few_boxes(tiny):
+    meta = json.loads((tiny["bundle"] / "bundle.json").read_text())
+    op = meta["operating_point"]
+    assert op["source"] == "teacher labels, val split" and op["shipped_model"] == "int8" and op["min_boxes"] == 10
+    assert set(op["models"]) == {"fp32", "fp16", "int8"}
+    for pts in op["models"].values():  # a handful of val boxes: every class keeps the ontology's threshold
+        assert {n: p["threshold"] for n, p in pts.items()} == {"red": 0.4, "blue": 0.6}
+        assert all(p["rule"] == "fallback" and "fewer than 10" in p["note"] for p in pts.values())
+    assert meta["postprocessing"]["model_thresholds"]["int8"] == meta["postprocessing"]["thresholds"]
+    curves = json.loads((tiny["bundle"] / "operating_curves.json").read_text())
+    assert set(curves["models"]) == {"fp32", "fp16", "int8"}
+
+
+def test_export_chooses_thresholds_against_human_labels_and_the_thresholds_command_repicks(tiny, tmp_path, capsys):
+    from autolabel.cli import main
+    from autolabel.compress.operating_point import ImagePreds, choose_thresholds, human_boxes
+    from autolabel.runtime import read_image
+
+    gt = _yolo_gt(tmp_path / "gt")
+    b = tmp_path / "b"
+    assert main(["export", str(tiny["pt"]), "--out", str(b), "--imgsz", "64", "--data", str(tiny["ds"]),
+                 "--gt", str(gt), "--min-boxes", "1", "--target-recall", "0.5", "-q"]) == 0
+    assert "operating point: human labels (gt), val split" in capsys.readouterr().out
+    meta = json.loads((b / "bundle.json").read_text())
+    pts = meta["operating_point"]["models"]["fp32"]
+    assert meta["operating_point"]["target_recall"] == 0.5
+    assert meta["postprocessing"]["thresholds"] == {n: p["threshold"] for n, p in pts.items()}
+    assert all(p["rule"] in ("recall >= 0.5", "fallback") for p in pts.values())
+    # the fixture's bundle (FP32, FP16, INT8) re-picked on all 12 labeled frames: each model its own thresholds
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny["bundle"], bundle)
+    assert main(["thresholds", str(bundle), "--gt", str(gt), "--min-boxes", "1", "-q"]) == 0
+    assert "bundle.json updated" in capsys.readouterr().out
+    meta = json.loads((bundle / "bundle.json").read_text())
+    op = meta["operating_point"]
+    assert op["images"] == 12 and op["source"] == "human labels (gt)" and set(op["models"]) == {"fp32", "fp16", "int8"}
+    assert not list(bundle.glob(".bundle.json.*"))  # the atomic write left no temporary file
+    human, _ = human_boxes(gt, ["red", "blue"])
+    for m in ("fp32", "int8"):
+        det = load_bundle(bundle, model=m)
+        want = meta["postprocessing"]["model_thresholds"][m]
+        assert det.thresholds.tolist() == pytest.approx([want["red"], want["blue"]])  # the runtime uses them
+        # the recorded numbers are what the runtime's predictions give against the labels
+        stems = sorted(human)
+        preds = [det.predict(read_image(gt / "images" / f"{s}.png"), conf=0.001) for s in stems]
+        again = choose_thresholds([ImagePreds(d.xyxy, d.scores, d.class_ids) for d in preds], [human[s] for s in stems],
+                                  ["red", "blue"], {"red": 0.4, "blue": 0.6}, min_boxes=1)
+        for n in ("red", "blue"):
+            assert {k: again[n][k] for k in ("threshold", "precision", "recall", "f1")} == \
+                {k: op["models"][m][n][k] for k in ("threshold", "precision", "recall", "f1")}
+    assert meta["postprocessing"]["thresholds"] == meta["postprocessing"]["model_thresholds"]["int8"]
+    # --conf still overrides the bundle's thresholds
+    low = load_bundle(bundle).predict(read_image(gt / "images" / "img0000.png"), conf=0.001)
+    assert len(low) >= len(load_bundle(bundle).predict(read_image(gt / "images" / "img0000.png")))
+    # user errors: one line, exit 2
+    assert main(["thresholds", str(bundle), "--gt", str(gt), "--target-precision", "0.9", "--target-recall", "0.9"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["thresholds", str(bundle), "--gt", str(gt), "--target-precision", "dog=0.9", "-q"]) == 2
+    assert "not classes of the model" in capsys.readouterr().err
+    assert main(["thresholds", str(tmp_path / "nobundle"), "--gt", str(gt)]) == 2
