@@ -369,7 +369,7 @@ def _operating_point(ex: dict[str, Any], max_classes: int = 8) -> tuple[str | No
     shipped = op.get("shipped_model", "")
     doc = (f"<h2>Operating point</h2><p>Per-class thresholds chosen for the student on {html.escape(str(op.get('source')))} "
            f"({op.get('images')} images, IoU {op.get('iou')}); each model has its own, the {html.escape(str(shipped).upper())} "
-           f"model's ship in <code>postprocessing.thresholds</code>. \"was\": the ontology's (labeling) threshold. "
+           f"model's ship in <code>postprocessing.thresholds</code>. &quot;was&quot;: the threshold before (the ontology's labeling threshold at export). "
            f"<code>autolabel predict --conf</code> overrides them; <code>autolabel thresholds BUNDLE --gt FRAMES</code> "
            f"re-picks them on your own labeled frames.</p>"
            "<table><tr><th>model</th><th>class</th><th>boxes</th><th>threshold</th><th>precision</th><th>recall</th>"
@@ -402,7 +402,7 @@ def _operating_point(ex: dict[str, Any], max_classes: int = 8) -> tuple[str | No
                 ax_f1.axvline(fb, color=color, ls=":", lw=1)
         ax_pr.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=f"{n}: precision–recall")
         ax_f1.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="confidence threshold", ylabel="F1",
-                  title=f"{n}: F1–confidence (dotted: the ontology's threshold)")
+                  title=f"{n}: F1–confidence (dotted: the fallback threshold)")
         for a in (ax_pr, ax_f1):
             a.grid(alpha=0.3)
             a.legend(fontsize=7, loc="lower left")

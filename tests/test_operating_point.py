@@ -167,3 +167,40 @@ def _meta(**post):
 def test_bundle_json_operating_point_keys_are_validated(tmp_path, meta, match):
     with pytest.raises(BundleError, match=match):
         validate_meta(meta, tmp_path)
+
+
+def test_a_class_the_model_never_finds_keeps_the_fallback():
+    preds = [ImagePreds(np.array([_box(5)]), np.array([0.9], np.float32), np.array([0]))]  # misses box 0
+    gts = [(np.array([_box(0)]), np.array([0]))]
+    pt = choose_thresholds(preds, gts, ["a"], {"a": 0.35}, min_boxes=1)["a"]
+    assert pt["rule"] == "fallback" and pt["threshold"] == 0.35 and "no prediction matches" in pt["note"]
+    empty = [ImagePreds(np.zeros((0, 4)), np.zeros(0, np.float32), np.zeros(0, int))]
+    pt = choose_thresholds(empty, gts, ["a"], {"a": 0.35}, min_boxes=1)["a"]
+    assert pt["threshold"] == 0.35 and "no prediction above 0.001" in pt["note"]
+
+
+def test_report_plots_each_models_curves_with_the_chosen_point(tmp_path):
+    import matplotlib
+
+    from autolabel.compress.operating_point import CURVES_FILE, write_record
+    from autolabel.report import _operating_point
+
+    matplotlib.use("Agg")
+    preds, gts = _scene()
+    names = ["cash$box"]  # '$' is text, not math
+    meta = {"format": "autolabel-bundle", "version": 1, "names": names, "models": {"fp32": "m.onnx", "int8": "q.onnx"},
+            "preprocessing": {"imgsz": 64}, "postprocessing": {"thresholds": {names[0]: 0.35}}}
+    points, curves = {}, {}
+    for m in ("fp32", "int8"):
+        curves[m] = {}
+        points[m] = choose_thresholds(preds, gts, names, {names[0]: 0.35}, curves=curves[m])
+    write_record(meta, points, source="teacher labels, val split", images=1, min_boxes=10, target_precision=None,
+                 target_recall=None)
+    validate_meta(meta, tmp_path)
+    assert meta["postprocessing"]["thresholds"] == {names[0]: 0.2}  # the INT8 model's: it ships
+    (tmp_path / "bundle.json").write_text(json.dumps(meta))
+    (tmp_path / CURVES_FILE).write_text(json.dumps({"grid": list(CURVE_GRID), "models": curves}))
+    with matplotlib.rc_context({"text.parse_math": False}):
+        png, doc = _operating_point({"bundle": str(tmp_path)})
+    assert png.startswith("data:image/png;base64,")
+    assert "<td>INT8</td><td>cash$box</td><td>10</td><td>0.2000</td>" in doc and "max F1" in doc

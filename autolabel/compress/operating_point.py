@@ -167,9 +167,10 @@ def pick(curve: ClassCurve, fallback: float, target_precision: float | None = No
     at_fallback = _point(curve, fallback)
     rec: dict[str, Any]
     cand = curve.candidates()
-    if curve.boxes < min_boxes or not len(cand):
+    if curve.boxes < min_boxes or not curve.tp.any():  # no match: every threshold gives F1 0, none is better
         why = (f"only {curve.boxes} labeled box{'es' if curve.boxes != 1 else ''} (fewer than {min_boxes})"
-               if curve.boxes < min_boxes else "no prediction above 0.001")
+               if curve.boxes < min_boxes else "no prediction matches a labeled box" if len(cand)
+               else "no prediction above 0.001")
         rec = {**at_fallback, "rule": "fallback", "note": f"{why}: kept the fallback threshold {fallback:g}"}
         return {**rec, "boxes": curve.boxes, "at_fallback": at_fallback}
     m = curve.at(cand)  # cand descending: index 0 is the highest threshold
