@@ -34,7 +34,7 @@ __all__ = [
     "load_yolo",
     "trust_checkpoints",
     "trusted",
-    "ultralytics_home",
+    "private_ultralytics_config",
     "unpatched_image_open",
 ]
 
@@ -74,14 +74,23 @@ def unpatched_image_open() -> Any:
     return Image.open
 
 
-def ultralytics_home(folder: str | Path) -> None:
-    """Keep Ultralytics' settings file under ``folder/.ultralytics`` instead of ``~/.config/Ultralytics``.
+def private_ultralytics_config() -> None:
+    """Give Ultralytics a settings folder of this process's own, removed at exit, unless the user set one.
 
-    Only before Ultralytics is first imported and only when ``YOLO_CONFIG_DIR`` is not set by the user; the
-    CLI calls it with each command's output folder so that a run leaves nothing outside it.
+    Importing Ultralytics writes ``~/.config/Ultralytics/settings.json``; a command of autolabel should leave
+    nothing outside its output folder (and must not create that folder before its settings are valid, which
+    a settings file inside it would). Only before Ultralytics is first imported and when ``YOLO_CONFIG_DIR``
+    is unset; the CLI calls it once.
     """
-    if "ultralytics" not in sys.modules and not os.environ.get("YOLO_CONFIG_DIR"):
-        os.environ["YOLO_CONFIG_DIR"] = str(Path(folder).expanduser().resolve() / ".ultralytics")
+    if "ultralytics" in sys.modules or os.environ.get("YOLO_CONFIG_DIR"):
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="autolabel-ultralytics-")
+    os.environ["YOLO_CONFIG_DIR"] = d
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
 
 
 def import_ultralytics() -> ModuleType:

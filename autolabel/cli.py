@@ -76,7 +76,6 @@ def label_cmd(
         sources=SourceConfig(video_fps=None if stride else fps, video_stride=stride, dedup_threshold=dedup,
                              max_side=max_side),
     )
-    _home(out)
     res = label(sources, ontology=ontology, teacher=teacher, out=out, config=cfg)
     s = res.summary
     typer.echo(f"labeled {s['images']} images ({s['train']} train / {s['val']} val, "
@@ -187,7 +186,6 @@ def train_cmd(
         hint_weight=hint_weight, resume=resume, overwrite=overwrite, progress=not quiet, gt=gt,
         ultralytics=_key_values(hyp or [], "--hyp"),
     )
-    _home(out)
     res = train(dataset, student=student, out=out, config=cfg)
     m = res.metrics
     typer.echo(f"trained {res.settings['student']} -> {res.best}")
@@ -239,7 +237,6 @@ def run_cmd(
     from autolabel.pipeline import Pipeline
 
     p = Pipeline.from_yaml(pipeline, overrides=set_ or (), log=lambda m: typer.echo(m, err=True))
-    _home(out)
     res = p.run(sources, out, ontology=ontology, progress=not quiet)
     s = res.summary
     typer.echo(f"run folder: {res.run_dir}")
@@ -288,7 +285,6 @@ def prune_cmd(
     cfg = PruneConfig(ratio=ratio, target=target, keep=tuple(keep or ()), imgsz=imgsz, recover_epochs=recover_epochs,
                       rounds=rounds, round_to=round_to, kd=not no_kd, batch=batch, lr0=lr0, device=device,
                       progress=not quiet)
-    _home(out)
     res = prune(model, out, data=data, config=cfg)
     r = res.report
 
@@ -379,7 +375,6 @@ def export_cmd(
                        target_precision=_target(target_precision, "--target-precision"),
                        target_recall=_target(target_recall, "--target-recall"),
                        gt=str(gt) if gt is not None else None, min_boxes=min_boxes, progress=not quiet)
-    _home(out)
     res = export(model, out, data=data, config=cfg)
     res_out = res.bundle
     typer.echo(f"bundle -> {res_out}")
@@ -511,13 +506,6 @@ def _hoist_global_flags(argv: list[str]) -> list[str]:
     return [*head, *[a for a in argv if a not in _GLOBAL_FLAGS]] if head else argv
 
 
-def _home(out: Path) -> None:
-    """Ultralytics' settings file goes inside this command's output folder, not ~/.config."""
-    from autolabel.checkpoints import ultralytics_home
-
-    ultralytics_home(out)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; user errors become one line on stderr and exit status 2."""
     import warnings
@@ -529,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     # before anything imports Ultralytics: no run-time pip installs, its logs only with --verbose
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_VERBOSE", "true" if "--verbose" in args else "false")
+    from autolabel.checkpoints import private_ultralytics_config
+
+    private_ultralytics_config()  # its settings file in a temporary folder, not ~/.config/Ultralytics
     try:
         app(args=_hoist_global_flags(args), standalone_mode=True)
     except AutolabelError as e:
