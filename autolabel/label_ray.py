@@ -347,9 +347,9 @@ class _Plan:
 def _run(ray: Any, plan: _Plan, payload: bytes, config: LabelConfig, workers: int, writer: DatasetWriter,
          spec: str, total: int) -> None:
     """Stream the units through the actor pool and commit each result as it comes back."""
-    import ray.data
-
     import logging
+
+    import ray.data
 
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its start/finish lines; errors still show
     ctx = ray.data.DataContext.get_current()

@@ -156,6 +156,7 @@ def test_ray_same_dataset_as_local(ray_cluster, inputs, reference, tmp_path):
     assert _dataset(tmp_path / "ray") == got
 
 
+@pytest.mark.slow
 def test_ray_worker_killed_mid_unit(ray_cluster, inputs, reference, tmp_path):
     """The process of the actor labeling a unit is killed; Ray restarts it and retries the unit; the
     dataset holds each record exactly once and equals the single-process one."""
@@ -185,6 +186,7 @@ def test_ray_worker_killed_mid_unit(ray_cluster, inputs, reference, tmp_path):
     assert not (tmp_path / "ray" / ".shards").exists()  # the killed attempt's staged files are gone
 
 
+@pytest.mark.slow
 def test_ray_resume_after_driver_killed(ray_cluster, inputs, reference, tmp_path):
     """The driver is killed (SIGKILL) mid-run; a rerun labels only what was not committed and the result
     is the single-process dataset."""
@@ -195,7 +197,7 @@ def test_ray_resume_after_driver_killed(ray_cluster, inputs, reference, tmp_path
         "import tests.fakes\n"
         "from autolabel.label import LabelConfig, label\n"
         "from autolabel.sources import SourceConfig\n"
-        f"label([{str(src)!r}], {str(onto)!r}, 'test-squares:0.5', {str(out)!r}, LabelConfig(batch_size=2, "
+        f"label([{str(src)!r}], {str(onto)!r}, 'test-squares:0.3', {str(out)!r}, LabelConfig(batch_size=2, "
         "progress=False, engine='ray', address=" + repr(address) + ", workers=2, "
         "sources=SourceConfig(video_fps=3.0, dedup_threshold=2.0, video_group_seconds=2.0)))\n"
     )
@@ -219,7 +221,7 @@ def test_ray_resume_after_driver_killed(ray_cluster, inputs, reference, tmp_path
     total = len(_dataset(reference)["records"])
     assert 3 <= first < total
 
-    res = label([src], onto, "test-squares:0.5", out, _cfg(workers=2))
+    res = label([src], onto, "test-squares:0.3", out, _cfg(workers=2))
     assert res.summary["labeled_this_run"] == total - first
     got = _dataset(out)
     ref = _dataset(reference)
