@@ -44,6 +44,7 @@ import shutil
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -344,6 +345,21 @@ class _Plan:
         report.skipped.extend(x for slot in self.slots for x in slot)
 
 
+def _pipeline(ray: Any, rows: list[dict[str, str]], payload: bytes, config: LabelConfig, workers: int) -> Any:
+    """Rows of unit descriptions → one result row per unit, through an actor pool of teachers."""
+    return ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        _LabelWorker,
+        fn_constructor_args=(payload,),
+        batch_size=1,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=min(workers, len(rows))),
+        num_cpus=config.cpus_per_worker,
+        num_gpus=config.gpus_per_worker,
+        max_restarts=-1,
+        max_task_retries=MAX_RETRIES,
+    )
+
+
 def _run(ray: Any, plan: _Plan, payload: bytes, config: LabelConfig, workers: int, writer: DatasetWriter,
          spec: str, total: int) -> None:
     """Stream the units through the actor pool and commit each result as it comes back."""
@@ -358,17 +374,11 @@ def _run(ray: Any, plan: _Plan, payload: bytes, config: LabelConfig, workers: in
     if hasattr(ctx, "print_on_execution_start"):
         ctx.print_on_execution_start = False
     rows = [{"task": json.dumps(t)} for t in plan.tasks]
-    ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-        _LabelWorker,
-        fn_constructor_args=(payload,),
-        batch_size=1,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=min(workers, len(rows))),
-        num_cpus=config.cpus_per_worker,
-        num_gpus=config.gpus_per_worker,
-        max_restarts=-1,
-        max_task_retries=MAX_RETRIES,
-    )
+    with warnings.catch_warnings():
+        # Ray >= 2.60 deprecates passing max_restarts / max_task_retries this way (gone in 2.64) but names
+        # no replacement for them; without them a unit that kills every worker would be retried forever.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        ds = _pipeline(ray, rows, payload, config, workers)
     already = len(writer.done)
     committed: set[int] = set()
     with ProgressBar(total=max(total, already), desc="labeling", enabled=config.progress, initial=already,
@@ -418,8 +428,10 @@ class _LabelWorker:
         self.onto: Ontology = p["ontology"]
         self.config: LabelConfig = p["config"]
         self.out = Path(p["out"])
-        self.teacher = build_teacher(p["teacher"], self.onto, self.config)
-        self.rescorer = build_rescorer(self.onto, self.config)
+        with warnings.catch_warnings():  # the driver's probe already showed the teacher's warnings once
+            warnings.simplefilter("ignore")
+            self.teacher = build_teacher(p["teacher"], self.onto, self.config)
+            self.rescorer = build_rescorer(self.onto, self.config)
         self.hard_floor = min(self.onto.thresholds)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
