@@ -406,6 +406,10 @@ def test_bundle_of_a_trained_ssdlite_runs_in_the_runtime(run, dataset, tmp_path,
     meta = json.loads((out / "bundle.json").read_text())
     assert meta["preprocessing"]["letterbox"] is False and set(meta["models"]) == {"fp32", "int8"}
     assert "mAP50-95" in meta["metrics"]["fp32"]
+    # its own operating point, per model, as for YOLO students (issue 16)
+    op = meta["operating_point"]
+    assert "teacher labels" in op["source"], op
+    assert set(meta["postprocessing"]["model_thresholds"]) == {"fp32", "int8"}
     model, names = load_ssdlite(best)
     img = np.asarray(Image.open(next(iter(sorted((dataset / "images" / "train").glob("*"))))).convert("RGB"))
     ref = predict_ssdlite(model, [img], conf=0.05)[0]

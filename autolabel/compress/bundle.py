@@ -972,7 +972,13 @@ def export_ssdlite(model: str | Path, out: str | Path, data: str | Path | None =
         " (aspect kept, grey 114 padding, centered), scaled to [0, 1]", ", scaled to [0, 1]"))
     metrics: dict[str, Any] = {}
     if data_p is not None and (data_p / "autolabel.json").is_file():
-        metrics = score_bundle(out, data_p, list(files), None, progress)
+        preds: dict[str, list[Any]] = {}
+        metrics = score_bundle(out, data_p, list(files), None, progress, predictions=preds)
         meta["metrics"] = metrics
+        # the SSDLite student's own operating point, as for YOLO (max F1 on its val predictions per model)
+        _operating_point(out, meta, data_p, preds, ExportConfig(progress=progress))
+        (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+    else:
+        meta["operating_point"] = {"note": "not chosen (no dataset scored): the ontology's thresholds"}
         (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
     return ExportResult(bundle=out, files=files, metrics=metrics, meta=meta)
