@@ -380,17 +380,19 @@ def _label_locked(sources: list[str | Path], onto: Ontology, teacher: str | Sequ
                 _label_batch(batch, t, rescorer, onto, config, hard_floor, writer)
                 bar.update(len(batch))
                 bar.set_postfix(boxes=writer.stats.boxes, skipped=len(report.skipped))
-        elapsed = time.perf_counter() - start
-        return writer.finalize(
-            skipped=report.skipped,
-            extra={
-                "sources": [str(s) for s in sources],
-                "source_report": report.to_dict(),
-                "seconds_this_run": round(elapsed, 2),
-                "images_per_second_this_run": round(writer.stats.images / elapsed, 3) if elapsed > 0 else None,
-            },
-            preview_count=config.preview_count,
-        )
+        return writer.finalize(skipped=report.skipped, extra=run_summary(sources, report, writer, start),
+                               preview_count=config.preview_count)
+
+
+def run_summary(sources: Sequence[str | Path], report: SourceReport, writer: Any, start: float) -> dict[str, Any]:
+    """What a labeling run adds to ``summary.json`` (both engines): sources, what was found, its speed."""
+    elapsed = time.perf_counter() - start
+    return {
+        "sources": [str(s) for s in sources],
+        "source_report": report.to_dict(),
+        "seconds_this_run": round(elapsed, 2),
+        "images_per_second_this_run": round(writer.stats.images / elapsed, 3) if elapsed > 0 else None,
+    }
 
 
 def build_rescorer(onto: Ontology, config: LabelConfig) -> Any:

@@ -86,7 +86,7 @@ def import_ray() -> Any:
 def label_on_ray(sources: list[str | Path], onto: Ontology, teacher: str | Sequence[str] | Teacher, out: str | Path,
                  config: LabelConfig, report: SourceReport, total: int, lock: DatasetLock) -> dict[str, Any]:
     """The ``ray`` engine of :func:`autolabel.label` (which holds ``lock`` on ``out``); returns the summary."""
-    from autolabel.label import _jsonable
+    from autolabel.label import _jsonable, run_summary
 
     ray = import_ray()
     started = _connect(ray, config)
@@ -106,14 +106,10 @@ def label_on_ray(sources: list[str | Path], onto: Ontology, teacher: str | Seque
                 _run(ray, plan, payload, config, workers, writer, spec, total)
             plan.finish(report)
             shutil.rmtree(writer.root / SHARDS_DIR, ignore_errors=True)
-            elapsed = time.perf_counter() - start
             return writer.finalize(
                 skipped=report.skipped,
                 extra={
-                    "sources": [str(s) for s in sources],
-                    "source_report": report.to_dict(),
-                    "seconds_this_run": round(elapsed, 2),
-                    "images_per_second_this_run": round(writer.stats.images / elapsed, 3) if elapsed > 0 else None,
+                    **run_summary(sources, report, writer, start),
                     "engine": {"name": "ray", "workers": workers, "units_this_run": len(plan.tasks),
                                "units_skipped": plan.units_skipped},
                 },

@@ -263,14 +263,7 @@ def validate_meta(meta: object, root: Path, where: str = BUNDLE_FILE) -> dict:
     max_det = post.get("max_det", 300)
     if not _is_int(max_det) or max_det < 1:
         raise BundleError(f"{where}: postprocessing.max_det must be a whole number >= 1, found {max_det!r}")
-    th = post.get("thresholds", {})
-    if not isinstance(th, dict):
-        raise BundleError(f"{where}: postprocessing.thresholds must map class names to scores, found {th!r}")
-    for n, v in th.items():
-        if n not in names:
-            raise BundleError(f"{where}: postprocessing.thresholds names class {n!r}, which is not in names")
-        if not _is_number(v) or not 0 <= v <= 1:
-            raise BundleError(f"{where}: postprocessing.thresholds[{n!r}] must be a number in [0, 1], found {v!r}")
+    _check_thresholds(post.get("thresholds", {}), "postprocessing.thresholds", names, where)
     per_model = post.get("model_thresholds", {})
     if not isinstance(per_model, dict):
         raise BundleError(f"{where}: postprocessing.model_thresholds must map a model kind to its thresholds, "
@@ -279,18 +272,20 @@ def validate_meta(meta: object, root: Path, where: str = BUNDLE_FILE) -> dict:
         if m not in models:
             raise BundleError(f"{where}: postprocessing.model_thresholds names model {m!r}, which is not in models "
                               f"{sorted(models)}")
-        if not isinstance(th, dict):
-            raise BundleError(f"{where}: postprocessing.model_thresholds.{m} must map class names to scores, "
-                              f"found {th!r}")
-        for n, v in th.items():
-            if n not in names:
-                raise BundleError(f"{where}: postprocessing.model_thresholds.{m} names class {n!r}, which is not "
-                                  "in names")
-            if not _is_number(v) or not 0 <= v <= 1:
-                raise BundleError(f"{where}: postprocessing.model_thresholds.{m}[{n!r}] must be a number in [0, 1], "
-                                  f"found {v!r}")
+        _check_thresholds(th, f"postprocessing.model_thresholds.{m}", names, where)
     _validate_operating_point(meta.get("operating_point"), names, models, where)
     return meta
+
+
+def _check_thresholds(th: object, key: str, names: list, where: str) -> None:
+    """``key`` maps class names of ``names`` to scores in [0, 1]."""
+    if not isinstance(th, dict):
+        raise BundleError(f"{where}: {key} must map class names to scores, found {th!r}")
+    for n, v in th.items():
+        if n not in names:
+            raise BundleError(f"{where}: {key} names class {n!r}, which is not in names")
+        if not _is_number(v) or not 0 <= v <= 1:
+            raise BundleError(f"{where}: {key}[{n!r}] must be a number in [0, 1], found {v!r}")
 
 
 def _validate_operating_point(op: object, names: list, models: dict, where: str) -> None:
