@@ -120,6 +120,11 @@ def _configure(ultralytics: ModuleType) -> None:
     patches = importlib.import_module("ultralytics.utils.patches")
     utils.AUTOINSTALL = False
     checks.AUTOINSTALL = False
+    # With ray installed (the [ray] extra) Ultralytics adds its Ray Tune callback to every trainer, which warns
+    # "get_trial_id is meant to only be called inside ... a Tuner" at each epoch: autolabel never trains under
+    # Tune. Set in memory only (dict.__setitem__), so the user's own settings file is left as it is.
+    if getattr(utils, "SETTINGS", None) is not None and utils.SETTINGS.get("raytune"):
+        dict.__setitem__(utils.SETTINGS, "raytune", False)
     # check_font downloads Arial.ttf from GitHub at every dataset check, YOLO_OFFLINE or not
     for name in ("ultralytics.utils.checks", "ultralytics.data.utils", "ultralytics.utils.plotting"):
         mod = sys.modules.get(name) or importlib.import_module(name)
