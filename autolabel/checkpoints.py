@@ -198,7 +198,7 @@ def load_yolo(path: str | Path, *, what: str = "model") -> Any:
     except Exception as e:  # Ultralytics wraps the unpickler's refusal in TypeError / UnpicklingError
         msg = str(e).strip()
         first = msg.splitlines()[0][:160] if msg else type(e).__name__
-        if restricted and _is_refusal(e):
+        if restricted and _is_refusal(e) and _is_pickle(Path(p)):
             raise UnsafeCheckpointError(
                 f"{what}: '{p}' was not loaded: it holds Python objects outside the Ultralytics checkpoint "
                 f"format ({first}); {TRUST_HINT}"
@@ -206,6 +206,18 @@ def load_yolo(path: str | Path, *, what: str = "model") -> Any:
         raise WeightsNotFoundError(
             f"{what}: '{p}' is not a loadable Ultralytics checkpoint ({type(e).__name__}: {first})"
         ) from None
+
+
+def _is_pickle(path: Path) -> bool:
+    """A torch.save zip archive or a legacy pickle: what a refusal can be about (random bytes are just broken)."""
+    import zipfile
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(2)
+        return zipfile.is_zipfile(path) or head[:1] == b"\x80"  # pickle protocol 2+ starts with PROTO
+    except OSError:
+        return False
 
 
 def _is_refusal(e: BaseException) -> bool:

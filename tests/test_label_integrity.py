@@ -280,12 +280,14 @@ def test_prefetch_bytes_must_be_a_positive_integer(value):
 
 
 def test_text_named_jpg_never_triggers_an_install_after_importing_ultralytics(tmp_path, monkeypatch):
-    monkeypatch.setattr(Image, "open", Image.open)  # restored after the test, whatever Ultralytics does
-    import ultralytics  # noqa: F401  (a user script may import it before autolabel)
     import ultralytics.utils.checks as checks
+    import ultralytics.utils.patches as patches
 
-    if getattr(Image.open, "__module__", "") != "ultralytics.utils.patches":
+    if not hasattr(patches, "image_open"):
         pytest.skip("this Ultralytics does not patch PIL.Image.open")
+    # as right after a user's script imported Ultralytics (autolabel's own import undoes it, so the patch is
+    # put back here for the test; monkeypatch restores Pillow's afterwards)
+    monkeypatch.setattr(Image, "open", patches.image_open)
     calls: list[object] = []
     monkeypatch.setattr(checks, "check_requirements", lambda *a, **k: calls.append(a) or True)
     for name in ("run", "Popen", "check_call", "check_output", "call"):
