@@ -86,3 +86,15 @@ def make_square_images(folder: Path, n: int, seed: int = 0, size: tuple[int, int
         Image.fromarray(im).save(folder / f"img{i:04d}.png")
         truth.append(boxes)
     return truth
+
+
+def label_script(src: Path, out: Path, teacher: str) -> str:
+    """Python source that labels ``src`` into ``out`` with a test teacher (``NAME:DELAY``), for tests that run
+    labeling in a subprocess they can kill or race."""
+    root = Path(__file__).resolve().parents[1]
+    return (
+        f"import sys; sys.path.insert(0, {str(root)!r}); import tests.fakes; "
+        "from autolabel.label import label, LabelConfig; from autolabel.ontology import Ontology; "
+        f"label({str(src)!r}, Ontology.from_names(['red', 'blue']), {teacher!r}, {str(out)!r}, "
+        "LabelConfig(batch_size=2, progress=False))"
+    )

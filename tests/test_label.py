@@ -19,7 +19,6 @@ from autolabel.errors import DatasetError, SourceError
 from autolabel.label import LabelConfig, label
 from autolabel.ontology import Ontology
 from tests import fakes
-from tests.conftest import ROOT
 
 ONTO = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.5}, {"name": "blue", "threshold": 0.5}]})
 CFG = LabelConfig(batch_size=4, progress=False, val_fraction=0.3)
@@ -193,11 +192,7 @@ def test_cli_label_one_line_errors(tmp_path, capsys):
 def test_kill_9_loses_at_most_the_batch_in_flight(tmp_path):
     fakes.make_square_images(tmp_path / "src", 24)
     out = tmp_path / "ds"
-    script = (
-        "import sys; sys.path.insert(0, {!r}); import tests.fakes; "
-        "from autolabel.label import label, LabelConfig; from autolabel.ontology import Ontology; "
-        "label({!r}, Ontology.from_names(['red', 'blue']), 'test-squares:0.15', {!r}, LabelConfig(batch_size=2, progress=False))"
-    ).format(str(ROOT), str(tmp_path / "src"), str(out))
+    script = fakes.label_script(tmp_path / "src", out, 'test-squares:0.15')
     proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ})
     side = out / SIDECAR_FILE
     deadline = time.time() + 60

@@ -24,7 +24,6 @@ from autolabel.label import LabelConfig, _batches, label
 from autolabel.ontology import Ontology
 from autolabel.sources import Frame, SourceConfig, SourceReport, discover, iter_frames
 from tests import fakes
-from tests.conftest import ROOT
 
 ONTO = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.5}, {"name": "blue", "threshold": 0.5}]})
 CFG = LabelConfig(batch_size=4, progress=False, val_fraction=0.3)
@@ -120,12 +119,7 @@ def test_a_second_run_on_a_locked_folder_fails_with_one_line(tmp_path, capsys):
 def test_two_processes_on_one_folder_never_double_records(tmp_path):
     fakes.make_square_images(tmp_path / "src", 12)
     out = tmp_path / "ds"
-    script = (
-        "import sys; sys.path.insert(0, {!r}); import tests.fakes; "
-        "from autolabel.label import label, LabelConfig; from autolabel.ontology import Ontology; "
-        "label({!r}, Ontology.from_names(['red', 'blue']), 'test-squares:0.2', {!r}, "
-        "LabelConfig(batch_size=2, progress=False))"
-    ).format(str(ROOT), str(tmp_path / "src"), str(out))
+    script = fakes.label_script(tmp_path / "src", out, 'test-squares:0.2')
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60
