@@ -7,59 +7,45 @@ The public API is imported lazily so that ``import autolabel`` stays fast::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from autolabel.core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "AutolabelError": "autolabel.errors",
-    "ConfigError": "autolabel.errors",
-    "DatasetError": "autolabel.errors",
-    "OntologyError": "autolabel.errors",
-    "SourceError": "autolabel.errors",
-    "TeacherError": "autolabel.errors",
-    "WeightsNotFoundError": "autolabel.errors",
-    "UnsafeCheckpointError": "autolabel.errors",
-    "Ontology": "autolabel.ontology",
-    "load_ontology": "autolabel.ontology",
-    "SOFT_SCORES": "autolabel.detections",
+    "AutolabelError": "autolabel.core.errors",
+    "ConfigError": "autolabel.core.errors",
+    "DatasetError": "autolabel.core.errors",
+    "OntologyError": "autolabel.core.errors",
+    "SourceError": "autolabel.core.errors",
+    "TeacherError": "autolabel.core.errors",
+    "WeightsNotFoundError": "autolabel.core.errors",
+    "UnsafeCheckpointError": "autolabel.core.errors",
+    "Ontology": "autolabel.core.ontology",
+    "load_ontology": "autolabel.core.ontology",
+    "SOFT_SCORES": "autolabel.core.detections",
     "Teacher": "autolabel.teachers",
     "create_teacher": "autolabel.teachers",
     "list_teachers": "autolabel.teachers",
     "SourceConfig": "autolabel.sources",
     "iter_frames": "autolabel.sources",
-    "LabelConfig": "autolabel.label",
-    "LabelResult": "autolabel.label",
-    "label": "autolabel.label",
-    "evaluate": "autolabel.evaluate",
-    "read_records": "autolabel.dataset",
-    "read_meta": "autolabel.dataset",
-    "check_dataset": "autolabel.dataset",
-    "TrainConfig": "autolabel.students.yolo",
-    "train": "autolabel.students.yolo",
+    "LabelConfig": "autolabel.labeling.label",
+    "LabelResult": "autolabel.labeling.label",
+    "label": "autolabel.labeling.label",
+    "evaluate": "autolabel.metrics",
+    "read_records": "autolabel.data.dataset",
+    "read_meta": "autolabel.data.dataset",
+    "check_dataset": "autolabel.data.dataset",
+    "TrainConfig": "autolabel.students.yolo.train",
+    "train": "autolabel.students.yolo.train",
     "PruneConfig": "autolabel.compress.pruning",
     "prune": "autolabel.compress.pruning",
     "ExportConfig": "autolabel.compress.bundle",
     "export": "autolabel.compress.bundle",
-    "PredictConfig": "autolabel.inference",
-    "predict": "autolabel.inference",
+    "PredictConfig": "autolabel.students.predict",
+    "predict": "autolabel.students.predict",
     "load_bundle": "autolabel.runtime",
-    "Pipeline": "autolabel.pipeline",
-    "PipelineResult": "autolabel.pipeline",
+    "Pipeline": "autolabel.app.pipeline",
+    "PipelineResult": "autolabel.app.pipeline",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'autolabel' has no attribute '{name}'")
-    value = getattr(importlib.import_module(mod), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, eager=["__version__"])

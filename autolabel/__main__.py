@@ -1,5 +1,5 @@
 import sys
 
-from autolabel.cli import main
+from autolabel.app.cli import main
 
 sys.exit(main())

@@ -42,7 +42,7 @@ from pathlib import Path, PureWindowsPath
 import numpy as np
 
 try:  # inside the autolabel package; the copy in a bundle works without it
-    from autolabel.errors import ConfigError as _BundleErrorBase
+    from autolabel.core.errors import ConfigError as _BundleErrorBase
 except ImportError:  # pragma: no cover - standalone copy
     _BundleErrorBase = ValueError
 

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from autolabel.checkpoints import unpatched_image_open
-from autolabel.errors import ConfigError, SourceError
+from autolabel.core.checkpoints import unpatched_image_open
+from autolabel.core.errors import ConfigError, SourceError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -126,7 +126,7 @@ class SourceConfig:
         >>> SourceConfig(video_fps=0)
         Traceback (most recent call last):
         ...
-        autolabel.errors.ConfigError: video_fps must be a positive number of frames per second or None, got 0
+        autolabel.core.errors.ConfigError: video_fps must be a positive number of frames per second or None, got 0
     """
 
     video_fps: float | None = 1.0
@@ -459,7 +459,7 @@ def count_items(sources: Sequence[str | Path], report: SourceReport | None = Non
         >>> count_items([tempfile.mkdtemp()])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        autolabel.errors.SourceError: no images or videos found in [...] (looked for ...)
+        autolabel.core.errors.SourceError: no images or videos found in [...] (looked for ...)
     """
     scratch = SourceReport()
     for _ in discover(sources, scratch):

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from _common import OUT, SHARED, need, table
 
-from autolabel.dataset import read_meta, read_records
-from autolabel.label import LabelConfig, label
-from autolabel.ontology import Ontology
-from autolabel.students.classify import ClassifierConfig, crop_key, train_classifier
+from autolabel.core.ontology import Ontology
+from autolabel.data.dataset import read_meta, read_records
+from autolabel.labeling.label import LabelConfig, label
+from autolabel.students.classifier.train import ClassifierConfig, crop_key, train_classifier
 
 
 def coco_names(data: Path) -> list[str]:

@@ -58,8 +58,8 @@ class _OpenVINOSession:
 
 def score_detector(det, test_ds: Path) -> tuple[float, float]:
     """mAP of a runtime Detector on the test frames against the human labels (same code path as score_bundle)."""
-    from autolabel.dataset import read_records
-    from autolabel.evaluate import evaluate
+    from autolabel.data.dataset import read_records
+    from autolabel.metrics import evaluate
 
     recs = list(read_records(test_ds))
     cats = [{"id": i, "name": n} for i, n in enumerate(det.names)]

@@ -16,8 +16,8 @@ import warnings
 
 from _common import OUT, ROOT, SHARED, need, table
 
-from autolabel.evaluate import evaluate
-from autolabel.label import LabelConfig, label
+from autolabel.labeling.label import LabelConfig, label
+from autolabel.metrics import evaluate
 
 
 def main() -> None:

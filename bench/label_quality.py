@@ -13,8 +13,8 @@ import time
 
 from _common import OUT, ROOT, SHARED, need, table
 
-from autolabel.evaluate import evaluate
-from autolabel.label import LabelConfig, label
+from autolabel.labeling.label import LabelConfig, label
+from autolabel.metrics import evaluate
 
 
 def main() -> None:

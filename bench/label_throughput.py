@@ -62,8 +62,8 @@ def worker(mode: str, src: str, weights: str, out: str, batch: int) -> None:
     import cv2
     import numpy as np
 
-    from autolabel.label import LabelConfig, label
-    from autolabel.ontology import load_ontology
+    from autolabel.core.ontology import load_ontology
+    from autolabel.labeling.label import LabelConfig, label
 
     onto = load_ontology(ROOT / "ontologies" / "security.yaml")
     t0 = time.perf_counter()
@@ -73,7 +73,7 @@ def worker(mode: str, src: str, weights: str, out: str, batch: int) -> None:
     else:
         import warnings
 
-        from autolabel.detections import apply_class_thresholds
+        from autolabel.core.detections import apply_class_thresholds
         from autolabel.teachers import create_teacher
 
         warnings.simplefilter("ignore")

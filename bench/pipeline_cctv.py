@@ -18,7 +18,7 @@ import time
 
 from _common import OUT, ROOT, SHARED, need, table
 
-from autolabel.pipeline import Pipeline
+from autolabel.app.pipeline import Pipeline
 
 
 def main() -> None:

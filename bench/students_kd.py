@@ -42,10 +42,10 @@ from pathlib import Path
 
 from _common import OUT, ROOT, SHARED, need, table
 
-from autolabel.evaluate import evaluate
-from autolabel.label import LabelConfig, label
-from autolabel.ontology import load_ontology
-from autolabel.students.yolo import TrainConfig, train
+from autolabel.core.ontology import load_ontology
+from autolabel.labeling.label import LabelConfig, label
+from autolabel.metrics import evaluate
+from autolabel.students.yolo.train import TrainConfig, train
 from autolabel.teachers import create_teacher
 
 WORK = OUT / "students_kd"

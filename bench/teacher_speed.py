@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autolabel.ontology import Ontology, load_ontology  # noqa: E402
+from autolabel.core.ontology import Ontology, load_ontology  # noqa: E402
 from autolabel.teachers.base import Teacher  # noqa: E402
 
 SECURITY_CLASSES = [
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from autolabel.weights import resolve_device
+    from autolabel.core.weights import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autolabel.detections import make_detections
+from autolabel.core.detections import make_detections
 from autolabel.teachers import TEACHERS, Teacher
 
 CALLS: list[int] = []  # batch sizes seen, per process
@@ -94,7 +94,7 @@ def label_script(src: Path, out: Path, teacher: str) -> str:
     root = Path(__file__).resolve().parents[1]
     return (
         f"import sys; sys.path.insert(0, {str(root)!r}); import tests.fakes; "
-        "from autolabel.label import label, LabelConfig; from autolabel.ontology import Ontology; "
+        "from autolabel.labeling.label import label, LabelConfig; from autolabel.core.ontology import Ontology; "
         f"label({str(src)!r}, Ontology.from_names(['red', 'blue']), {teacher!r}, {str(out)!r}, "
         "LabelConfig(batch_size=2, progress=False))"
     )

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from autolabel.checkpoints import TRUST_ENV, import_ultralytics, load_state, load_yolo, trust_checkpoints
-from autolabel.errors import UnsafeCheckpointError
+from autolabel.core.checkpoints import TRUST_ENV, import_ultralytics, load_state, load_yolo, trust_checkpoints
+from autolabel.core.errors import UnsafeCheckpointError
 from tests.conftest import ROOT, weights_path
 
 
@@ -53,7 +53,7 @@ def test_evil_pickle_never_runs_through_load_state(evil_pt):
 
 
 def test_evil_pickle_as_teacher_is_refused(evil_pt):
-    from autolabel.ontology import Ontology
+    from autolabel.core.ontology import Ontology
     from autolabel.teachers import create_teacher
 
     path, marker = evil_pt
@@ -65,7 +65,7 @@ def test_evil_pickle_as_teacher_is_refused(evil_pt):
 
 @pytest.mark.parametrize("argv", [["export", "{p}", "--out", "{o}"], ["prune", "{p}", "--out", "{o}", "--recover-epochs", "0"]])
 def test_cli_refuses_evil_pickle_with_one_line(evil_pt, tmp_path, capsys, argv):
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     path, marker = evil_pt
     code = main([a.format(p=path, o=tmp_path / "out") for a in argv])
@@ -86,7 +86,7 @@ def test_trust_is_an_explicit_opt_in(evil_pt, monkeypatch):
 
 
 def test_cli_flag_after_the_command_name_is_accepted(capsys):
-    from autolabel.cli import _hoist_global_flags
+    from autolabel.app.cli import _hoist_global_flags
 
     assert _hoist_global_flags(["export", "m.pt", "--trust-checkpoint"]) == ["--trust-checkpoint", "export", "m.pt"]
     assert _hoist_global_flags(["export", "m.pt"]) == ["export", "m.pt"]
@@ -116,7 +116,7 @@ def test_ultralytics_import_does_not_patch_pil_nor_install():
 def test_help_is_plain_without_bool_metavars():
     from typer.testing import CliRunner
 
-    from autolabel.cli import app
+    from autolabel.app.cli import app
 
     out = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "80"}).output
     assert "<bool>" not in out and "--trust-checkpoint" in out

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
-from autolabel.label import LabelConfig, label
-from autolabel.ontology import Ontology
+from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.core.ontology import Ontology
+from autolabel.labeling.label import LabelConfig, label
 from tests import fakes
 from tests.conftest import ROOT, weights_path
 
@@ -213,8 +213,8 @@ def test_bad_model_and_export_options(tiny, tmp_path):
 def test_cli_export_and_predict_on_images_and_video(tiny, tmp_path, capsys):
     import cv2
 
-    from autolabel.cli import main
-    from autolabel.evaluate import load_predictions
+    from autolabel.app.cli import main
+    from autolabel.metrics import load_predictions
 
     vid = tmp_path / "clip.avi"
     w = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"MJPG"), 5, (128, 96))
@@ -408,7 +408,7 @@ def test_export_records_the_operating_point_and_keeps_the_fallback_on_few_boxes(
 
 
 def test_export_chooses_thresholds_against_human_labels_and_the_thresholds_command_repicks(tiny, tmp_path, capsys):
-    from autolabel.cli import main
+    from autolabel.app.cli import main
     from autolabel.compress.operating_point import ImagePreds, choose_thresholds, human_boxes
     from autolabel.runtime import read_image
 

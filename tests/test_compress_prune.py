@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel.errors import ConfigError
-from autolabel.label import LabelConfig, label
-from autolabel.ontology import Ontology
+from autolabel.core.errors import ConfigError
+from autolabel.core.ontology import Ontology
+from autolabel.labeling.label import LabelConfig, label
 from tests import fakes
 from tests.conftest import weights_path
 
@@ -141,7 +141,7 @@ def test_prune_errors(trained, tmp_path):
 
 
 def test_cli_prune_only(trained, tmp_path, capsys):
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     assert main(["prune", str(trained["pt"]), "--out", str(tmp_path / "p"), "--ratio", "0.2", "--imgsz", "64",
                  "--recover-epochs", "0", "--data", str(trained["ds"]), "-q"]) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autolabel.detections import (
+from autolabel.core.detections import (
     SOFT_SCORES,
     apply_class_thresholds,
     empty_detections,
@@ -13,9 +13,9 @@ from autolabel.detections import (
     nms,
     validate_soft_scores,
 )
-from autolabel.errors import ConfigError, WeightsNotFoundError
-from autolabel.ontology import Ontology
-from autolabel.registry import Registry
+from autolabel.core.errors import ConfigError, WeightsNotFoundError
+from autolabel.core.ontology import Ontology
+from autolabel.core.registry import Registry
 from autolabel.teachers import create_teacher, list_teachers, parse_teacher_spec
 
 

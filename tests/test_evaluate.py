@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from autolabel.cli import main
-from autolabel.errors import ConfigError, DatasetError
-from autolabel.evaluate import evaluate
+from autolabel.app.cli import main
+from autolabel.core.errors import ConfigError, DatasetError
+from autolabel.metrics import evaluate
 
 
 def _yolo_gt(root: Path, boxes: dict[str, list[tuple[int, float, float, float, float]]], names=("person", "car")):

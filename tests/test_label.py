@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel.cli import main
-from autolabel.dataset import SIDECAR_FILE, check_dataset, read_meta, read_records
-from autolabel.errors import DatasetError, SourceError
-from autolabel.label import LabelConfig, label
-from autolabel.ontology import Ontology
+from autolabel.app.cli import main
+from autolabel.core.errors import DatasetError, SourceError
+from autolabel.core.ontology import Ontology
+from autolabel.data.dataset import SIDECAR_FILE, check_dataset, read_meta, read_records
+from autolabel.labeling.label import LabelConfig, label
 from tests import fakes
 
 ONTO = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.5}, {"name": "blue", "threshold": 0.5}]})
@@ -214,7 +214,7 @@ def test_kill_9_loses_at_most_the_batch_in_flight(tmp_path):
 
 @pytest.mark.slow
 def test_dataset_trains_one_tiny_epoch_in_ultralytics(tmp_path):
-    from autolabel.checkpoints import import_ultralytics
+    from autolabel.core.checkpoints import import_ultralytics
 
     import_ultralytics()  # as autolabel runs it: Ultralytics' font check would download Arial.ttf
     from ultralytics import YOLO

@@ -17,11 +17,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autolabel.cli import main
-from autolabel.dataset import CORRUPT_FILE, LOCK_FILE, SIDECAR_FILE, DatasetLock, check_dataset, read_records
-from autolabel.errors import ConfigError, DatasetError
-from autolabel.label import LabelConfig, _batches, label
-from autolabel.ontology import Ontology
+from autolabel.app.cli import main
+from autolabel.core.errors import ConfigError, DatasetError
+from autolabel.core.ontology import Ontology
+from autolabel.data.dataset import (
+    CORRUPT_FILE,
+    LOCK_FILE,
+    SIDECAR_FILE,
+    DatasetLock,
+    check_dataset,
+    read_records,
+)
+from autolabel.labeling.label import LabelConfig, _batches, label
 from autolabel.sources import Frame, SourceConfig, SourceReport, discover, iter_frames
 from tests import fakes
 

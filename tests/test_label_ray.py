@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel.errors import ConfigError
-from autolabel.label import LabelConfig, label
+from autolabel.core.errors import ConfigError
+from autolabel.labeling.label import LabelConfig, label
 from autolabel.sources import SourceConfig
 from tests.conftest import ROOT
 from tests.fakes import SquaresTeacher, make_square_images
@@ -195,7 +195,7 @@ def test_ray_resume_after_driver_killed(ray_cluster, inputs, reference, tmp_path
     address = ray_cluster.get_runtime_context().gcs_address
     code = (
         "import tests.fakes\n"
-        "from autolabel.label import LabelConfig, label\n"
+        "from autolabel.labeling.label import LabelConfig, label\n"
         "from autolabel.sources import SourceConfig\n"
         f"label([{str(src)!r}], {str(onto)!r}, 'test-squares:0.3', {str(out)!r}, LabelConfig(batch_size=2, "
         "progress=False, engine='ray', address=" + repr(address) + ", workers=2, "
@@ -252,7 +252,7 @@ def test_ray_missing_extra(monkeypatch, capsys, inputs, tmp_path):
         label([src], onto, "test-squares", tmp_path / "ds", _cfg())
     assert not (tmp_path / "ds").exists()
 
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     code = main(["label", str(src), "-o", str(onto), "-t", "test-squares", "--out", str(tmp_path / "ds"),
                  "--engine", "ray", "-q"])
@@ -275,8 +275,8 @@ def test_engine_settings_checked(kw, match):
 
 
 def test_pipeline_label_engine_key():
-    from autolabel.pipeline import load_pipeline_config as load_config
-    from autolabel.stages import label_config
+    from autolabel.app.pipeline import load_pipeline_config as load_config
+    from autolabel.app.stages import label_config
 
     cfg = load_config(None, ["label.engine=ray", "label.workers=2", "label.gpus_per_worker=0.5"])
     lc = label_config(cfg)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from autolabel.errors import OntologyError
-from autolabel.ontology import Ontology, load_ontology
+from autolabel.core.errors import OntologyError
+from autolabel.core.ontology import Ontology, load_ontology
 from tests.conftest import ROOT
 
 

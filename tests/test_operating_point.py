@@ -19,7 +19,7 @@ from autolabel.compress.operating_point import (
     choose_thresholds,
     record_stem,
 )
-from autolabel.errors import ConfigError
+from autolabel.core.errors import ConfigError
 from autolabel.runtime import BundleError, validate_meta
 
 
@@ -182,8 +182,8 @@ def test_a_class_the_model_never_finds_keeps_the_fallback():
 def test_report_plots_each_models_curves_with_the_chosen_point(tmp_path):
     import matplotlib
 
+    from autolabel.app.report import _operating_point
     from autolabel.compress.operating_point import CURVES_FILE, write_record
-    from autolabel.report import _operating_point
 
     matplotlib.use("Agg")
     preds, gts = _scene()

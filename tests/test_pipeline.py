@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from autolabel.errors import ConfigError
-from autolabel.pipeline import DEFAULTS, STAGES, Pipeline, load_pipeline_config
+from autolabel.app.pipeline import DEFAULTS, STAGES, Pipeline, load_pipeline_config
+from autolabel.core.errors import ConfigError
 from autolabel.runtime import load_bundle
 from tests import fakes
 from tests.conftest import ROOT
@@ -65,7 +65,7 @@ def test_full_pipeline_produces_a_bundle_the_runtime_loads(first_run, files):
     resolved = yaml.safe_load((res.run_dir / "pipeline.yaml").read_text())
     assert resolved["train"]["epochs"] == 1 and resolved["ontology"] == str(files["onto"])
     assert resolved["label"]["uncertain_conf"] == 0.1 and resolved["train"]["uncertain"] is True  # the defaults
-    from autolabel.dataset import read_meta
+    from autolabel.data.dataset import read_meta
 
     assert read_meta(res.run_dir / "dataset")["config"]["uncertain_conf"] == 0.1
     html = res.report.read_text()
@@ -149,7 +149,7 @@ def test_bad_pipeline_files(tmp_path, text, match):
 
 
 def test_bad_overrides_and_cli_one_line(tmp_path, files, capsys):
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     with pytest.raises(ConfigError, match="SECTION.KEY=VALUE"):
         load_pipeline_config(None, ["epochs"])
@@ -173,7 +173,7 @@ def test_shipped_pipelines_are_valid():
 @pytest.mark.parametrize("cmd", ["label", "teachers", "evaluate", "train", "train-classifier", "prune", "export",
                                  "predict", "run"])
 def test_every_command_has_help(cmd, capsys):
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     assert main([cmd, "--help"]) == 0
     assert "Usage" in capsys.readouterr().out

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from autolabel import stages
-from autolabel.pipeline import DEFAULTS
+from autolabel.app import stages
+from autolabel.app.pipeline import DEFAULTS
 
 STUDENT, PRUNED = "/run/train/weights/best.pt", "/run/prune/weights/best.pt"
 
@@ -107,6 +107,6 @@ def test_classification_uses_top1(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("value", [0, 0.05, None])
 def test_max_drop_values(value):
-    from autolabel.pipeline import load_pipeline_config
+    from autolabel.app.pipeline import load_pipeline_config
 
     assert load_pipeline_config(None, [f"export.max_drop={'null' if value is None else value}"])["export"]["max_drop"] == value

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autolabel.errors import ConfigError, WeightsNotFoundError
-from autolabel.pipeline import Pipeline, load_pipeline_config
+from autolabel.app.pipeline import Pipeline, load_pipeline_config
+from autolabel.core.errors import ConfigError, WeightsNotFoundError
 from tests import fakes
 from tests.conftest import ROOT, weights_path
 
@@ -72,7 +72,7 @@ def test_bad_values_fail_when_the_config_is_loaded(files, item, match):
 
 @pytest.mark.parametrize("item", ["label.batch_size=abc", "label.fps=fast", "train.epochs=abc", "prune.ratio=lots"])
 def test_cli_run_bad_value_is_one_line_and_writes_nothing(files, capsys, item):
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     run = files["tmp"] / f"run_{item.split('=')[0]}"
     assert main(["run", str(files["src"]), "--pipeline", str(files["pipe"]), "--out", str(run), "--set", item]) == 2
@@ -101,7 +101,7 @@ def test_values_set_in_python_are_checked_before_the_run_folder(files):
     ],
 )
 def test_missing_weights_fail_before_labeling_with_a_hint_for_run(files, capsys, item, match, hint):
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     run = files["tmp"] / "run_weights"
     with pytest.raises(WeightsNotFoundError, match=match) as e:
@@ -134,7 +134,7 @@ def test_missing_source_fails_before_the_run_folder(files):
 
 
 def test_pretrained_reflects_where_the_student_starts():
-    from autolabel.stages import effective_config, resolve_models
+    from autolabel.app.stages import effective_config, resolve_models
 
     cfg = load_pipeline_config(None, ["train.student=test-yolo-tiny", "label.teacher=[test-squares]"])
     assert effective_config(cfg, resolve_models(cfg))["train"]["pretrained"] is False  # an architecture

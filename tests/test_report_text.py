@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from autolabel.pipeline import DEFAULTS
-from autolabel.report import accuracy_rows, write_report
+from autolabel.app.pipeline import DEFAULTS
+from autolabel.app.report import accuracy_rows, write_report
 
 pytest.importorskip("matplotlib")
 
@@ -82,7 +82,7 @@ def test_accuracy_chart_keeps_human_and_teacher_scores_apart(tmp_path, monkeypat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from autolabel import report
+    from autolabel.app import report
 
     rows = [{"model": "teacher: yolo", "kind": "labels", "against": "human labels", "mAP50-95": 0.45},
             {"model": "student: yolov8n.pt", "kind": "PyTorch", "against": "teacher labels (val)", "mAP50-95": 0.8,

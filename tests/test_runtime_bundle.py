@@ -20,7 +20,7 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from autolabel.errors import AutolabelError  # noqa: E402
+from autolabel.core.errors import AutolabelError  # noqa: E402
 from autolabel.runtime import BundleError, load_bundle, validate_meta  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
@@ -196,7 +196,7 @@ def test_validate_meta_takes_what_export_writes(make_bundle):
 def test_cli_predict_refuses_an_escaping_bundle_in_one_line(make_bundle, tmp_path, capsys):
     from PIL import Image
 
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     b = make_bundle(_set("models", "fp32", "../outside.onnx"))
     Image.new("RGB", (40, 30)).save(tmp_path / "x.jpg")

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from autolabel import sources
-from autolabel.errors import ConfigError, SourceError
+from autolabel.core.errors import ConfigError, SourceError
 from autolabel.sources import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,

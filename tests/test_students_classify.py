@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from autolabel.dataset import SIDECAR_FILE, read_records
+from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.core.ontology import Ontology
+from autolabel.data.dataset import SIDECAR_FILE, read_records
 from autolabel.distill.losses import HintonKD
-from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
-from autolabel.label import LabelConfig, label
-from autolabel.ontology import Ontology
-from autolabel.students import classify
-from autolabel.students.classify import (
+from autolabel.labeling.label import LabelConfig, label
+from autolabel.students.classifier import train as classify
+from autolabel.students.classifier.train import (
     ClassifierConfig,
     ClassLabelConfig,
     CropDataset,
@@ -289,7 +289,7 @@ def test_load_classifier_rejects_other_files(tmp_path):
 
 
 def test_cli_train_classifier_with_and_without_kd(squares, tmp_path, capsys):
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     base = ["train-classifier", str(squares), "--epochs", "1", "--imgsz", "32", "--batch", "16", "--device", "cpu", "-q"]
     assert main([*base, "--out", str(tmp_path / "kd")]) == 0, capsys.readouterr().err

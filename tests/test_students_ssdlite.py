@@ -19,12 +19,12 @@ from PIL import Image
 from torchvision.models.detection.ssd import SSD
 from torchvision.ops import box_iou
 
-from autolabel.dataset import SIDECAR_FILE, read_records
-from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
-from autolabel.label import LabelConfig, label
-from autolabel.ontology import Ontology
-from autolabel.students import ssdlite
-from autolabel.students.ssdlite import (
+from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.core.ontology import Ontology
+from autolabel.data.dataset import SIDECAR_FILE, read_records
+from autolabel.labeling.label import LabelConfig, label
+from autolabel.students.ssdlite import train as ssdlite
+from autolabel.students.ssdlite.train import (
     SoftLabelSSD,
     SSDLiteConfig,
     SSDLiteExport,
@@ -373,7 +373,7 @@ def test_bad_input_is_one_line(dataset, tmp_path):
 
 
 def test_cli_trains_ssdlite_through_the_train_command(dataset, tmp_path, capsys, monkeypatch):
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     def offline(progress):  # the CLI's default pretrained="auto" would try torchvision's COCO download
         raise OSError("offline")
@@ -396,7 +396,7 @@ def test_cli_trains_ssdlite_through_the_train_command(dataset, tmp_path, capsys,
 
 def test_bundle_of_a_trained_ssdlite_runs_in_the_runtime(run, dataset, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    from autolabel.cli import main
+    from autolabel.app.cli import main
     from autolabel.runtime import load_bundle
 
     best = run[2].best

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import yaml
 
-from autolabel.dataset import SIDECAR_FILE, DatasetWriter, read_records
-from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
-from autolabel.label import LabelConfig, label
-from autolabel.ontology import Ontology
+from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.core.ontology import Ontology
+from autolabel.data.dataset import SIDECAR_FILE, DatasetWriter, read_records
+from autolabel.labeling.label import LabelConfig, label
 from autolabel.sources import Frame
 from tests import fakes
 from tests.conftest import weights_path
@@ -27,7 +27,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ultralytics")
 
 from autolabel.students import STUDENTS, TrainConfig, load_soft_table, teacher_class_index, train  # noqa: E402
-from autolabel.students.yolo import DISTILL_STATE_FILE, tiny_yolo_yaml  # noqa: E402
+from autolabel.students.yolo.train import DISTILL_STATE_FILE, tiny_yolo_yaml  # noqa: E402
 
 ONTO = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.5}, {"name": "blue", "threshold": 0.5}]})
 FAST = {"warmup_epochs": 0, "val": True, "mosaic": 1.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0}
@@ -86,7 +86,7 @@ def color_ds(tmp_path_factory) -> Path:
         src.parent.mkdir(exist_ok=True)
         Image.fromarray(im).save(src)
         frames.append(Frame(id=f"c{i:02d}", image=im, source=str(src), group=f"c{i:02d}", copyable=True, suffix=".png"))
-        from autolabel.detections import make_detections
+        from autolabel.core.detections import make_detections
 
         dets.append(make_detections(np.array(boxes, float), np.array(soft), class_id=np.array(cls)))
     with DatasetWriter(tmp / "ds", onto, teacher="test-colors", val_fraction=0.0) as w:
@@ -102,7 +102,7 @@ def _hyp(**kw):
 
 
 def _soft_dataset(root: Path, augment: bool = True, **hyp):
-    from autolabel.students.yolo_trainer import SoftLabelDataset
+    from autolabel.students.yolo.trainer import SoftLabelDataset
 
     table = load_soft_table(root)
     data = {"names": dict(enumerate(table.names)), "nc": table.num_classes, "channels": 3}
@@ -225,7 +225,7 @@ def _unit_alignment(crit):
 def test_soft_loss_alpha1_is_ultralytics_and_alpha0_uses_the_soft_rows(batch_and_model):
     from ultralytics.utils.loss import v8DetectionLoss
 
-    from autolabel.students.yolo_trainer import SoftDetectionLoss
+    from autolabel.students.yolo.trainer import SoftDetectionLoss
 
     batch, model = batch_and_model
     assert len(batch["cls"]) > 0
@@ -253,7 +253,7 @@ def test_soft_loss_alpha1_is_ultralytics_and_alpha0_uses_the_soft_rows(batch_and
 def test_soft_targets_formula(batch_and_model):
     """target = α·onehot·align + (1 − α)·soften(soft, T)·align on assigned anchors, 0 elsewhere."""
     from autolabel.distill.losses import soften_probs
-    from autolabel.students.yolo_trainer import SoftDetectionLoss
+    from autolabel.students.yolo.trainer import SoftDetectionLoss
 
     _, model = batch_and_model
     crit = SoftDetectionLoss(model, alpha=0.25, temperature=2.0)
@@ -271,7 +271,7 @@ def test_soft_targets_formula(batch_and_model):
 def test_soft_loss_falls_with_a_few_optimizer_steps(batch_and_model):
     from copy import deepcopy
 
-    from autolabel.students.yolo_trainer import SoftDetectionLoss
+    from autolabel.students.yolo.trainer import SoftDetectionLoss
 
     batch, model = batch_and_model
     model = deepcopy(model).train()
@@ -298,7 +298,7 @@ def uncertain_ds(tmp_path_factory) -> Path:
 
 
 def _uncertain_dataset(root: Path, uncertain: bool = True, **hyp):
-    from autolabel.students.yolo_trainer import SoftLabelDataset
+    from autolabel.students.yolo.trainer import SoftLabelDataset
 
     table = load_soft_table(root)
     data = {"names": dict(enumerate(table.names)), "nc": table.num_classes, "channels": 3}
@@ -328,7 +328,7 @@ def test_uncertain_boxes_are_soft_only_targets(uncertain_ds):
     one-hot soft row it is exactly an Ultralytics hard box."""
     from ultralytics.utils.loss import v8DetectionLoss
 
-    from autolabel.students.yolo_trainer import SoftDetectionLoss
+    from autolabel.students.yolo.trainer import SoftDetectionLoss
 
     torch.manual_seed(0)
     ds, _ = _uncertain_dataset(uncertain_ds, mosaic=1.0)
@@ -379,7 +379,7 @@ def test_online_kd_step_trains_projections_and_student(batch_and_model):
     from copy import deepcopy
 
     from autolabel.distill.losses import MultiLevelHint
-    from autolabel.students.yolo_trainer import OnlineKD, Plan, StudentCriterion, neck_channels
+    from autolabel.students.yolo.trainer import OnlineKD, Plan, StudentCriterion, neck_channels
 
     batch, model = batch_and_model
     student = deepcopy(model).train()
@@ -399,7 +399,7 @@ def test_online_kd_step_trains_projections_and_student(batch_and_model):
 
 
 def load_soft_table_stub():
-    from autolabel.students.yolo import SoftTable
+    from autolabel.students.yolo.train import SoftTable
 
     return SoftTable(names=["red", "blue"], images={})
 
@@ -408,7 +408,7 @@ def test_kd_from_real_coco_yolo_maps_classes_by_name(batch_and_model):
     from ultralytics.nn.tasks import load_checkpoint
 
     from autolabel.distill.losses import MultiLevelHint
-    from autolabel.students.yolo_trainer import OnlineKD, Plan, StudentCriterion, neck_channels
+    from autolabel.students.yolo.trainer import OnlineKD, Plan, StudentCriterion, neck_channels
 
     teacher, _ = load_checkpoint(str(weights_path("yolov8n.pt")))
     batch, _ = batch_and_model
@@ -463,7 +463,7 @@ def test_train_tiny_student_writes_weights_and_metrics(squares_ds, tmp_path):
 def test_training_progress_is_one_epoch_bar_and_its_checkpoint_loads_restricted(squares_ds, tmp_path, capfd):
     """Ultralytics stays quiet (no argument dump, no layer table) and autolabel draws an epoch bar instead;
     the checkpoint it writes loads with weights_only (no code can run from it)."""
-    from autolabel.checkpoints import load_yolo
+    from autolabel.core.checkpoints import load_yolo
 
     res = train(squares_ds, "test-yolo-tiny", tmp_path / "run", _cfg(epochs=2, progress=True))
     err = capfd.readouterr().err
@@ -475,7 +475,7 @@ def test_training_progress_is_one_epoch_bar_and_its_checkpoint_loads_restricted(
 def test_kd_training_resumes_and_keeps_projections_out_of_the_checkpoint(squares_ds, tmp_path, monkeypatch):
     from ultralytics.nn.tasks import load_checkpoint
 
-    from autolabel.students.yolo_trainer import AutolabelTrainer
+    from autolabel.students.yolo.trainer import AutolabelTrainer
 
     teacher_pt = tmp_path / "teacher.pt"
     torch.save({"model": _tiny_model(width=0.125), "train_args": {}}, teacher_pt)
@@ -531,7 +531,7 @@ def test_pruned_student_module_keeps_its_architecture_with_kd_from_the_unpruned_
 
 
 def test_cli_hard_only_trains_on_a_plain_yolo_dataset(squares_ds, tmp_path, capsys):
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     ds = _copy(squares_ds, tmp_path / "plain")
     (ds / "autolabel.json").unlink()
@@ -604,7 +604,7 @@ def test_missing_student_weights_offline(squares_ds, tmp_path, monkeypatch):
 
 
 def test_student_is_scored_against_human_labels_next_to_the_model(squares_ds, tmp_path, capsys):
-    from autolabel.cli import main
+    from autolabel.app.cli import main
 
     gt = tmp_path / "human"
     (gt / "images").mkdir(parents=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autolabel.detections import SOFT_SCORES, apply_class_thresholds, validate_soft_scores
-from autolabel.errors import TeacherError
-from autolabel.ontology import Ontology, load_ontology
+from autolabel.core.detections import SOFT_SCORES, apply_class_thresholds, validate_soft_scores
+from autolabel.core.errors import TeacherError
+from autolabel.core.ontology import Ontology, load_ontology
 from autolabel.teachers import create_teacher
 from tests.conftest import ROOT, weights_path
 

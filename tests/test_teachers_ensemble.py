@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from autolabel.detections import SOFT_SCORES, empty_detections, make_detections, validate_soft_scores
-from autolabel.errors import ConfigError
-from autolabel.ontology import Ontology
+from autolabel.core.detections import SOFT_SCORES, empty_detections, make_detections, validate_soft_scores
+from autolabel.core.errors import ConfigError
+from autolabel.core.ontology import Ontology
 from autolabel.teachers import TEACHERS, create_teacher
 from autolabel.teachers.base import Teacher
 from autolabel.teachers.ensemble import EnsembleTeacher, create_ensemble, weighted_boxes_fusion

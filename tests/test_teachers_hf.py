@@ -19,9 +19,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import autolabel.teachers as teachers_pkg  # noqa: E402
-from autolabel.detections import SOFT_SCORES, validate_soft_scores  # noqa: E402
-from autolabel.errors import WeightsNotFoundError  # noqa: E402
-from autolabel.ontology import Ontology  # noqa: E402
+from autolabel.core.detections import SOFT_SCORES, validate_soft_scores  # noqa: E402
+from autolabel.core.errors import WeightsNotFoundError  # noqa: E402
+from autolabel.core.ontology import Ontology  # noqa: E402
 from autolabel.teachers import create_teacher  # noqa: E402
 from autolabel.teachers.clip import ClipTeacher, crop_boxes  # noqa: E402
 from autolabel.teachers.grounding_dino import (  # noqa: E402

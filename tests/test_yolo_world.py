@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import autolabel.teachers.yolo_world  # noqa: F401  (registers "yolo-world" until it is in _BUILTIN)
-from autolabel.detections import SOFT_SCORES, validate_soft_scores
-from autolabel.errors import WeightsNotFoundError
-from autolabel.ontology import Ontology
+from autolabel.core.detections import SOFT_SCORES, validate_soft_scores
+from autolabel.core.errors import WeightsNotFoundError
+from autolabel.core.ontology import Ontology
 from autolabel.teachers import create_teacher
 
 pytest.importorskip("ultralytics")
@@ -143,7 +143,7 @@ def test_missing_text_encoder_is_one_line() -> None:
 
 
 def test_not_a_world_model(tmp_path) -> None:
-    from autolabel.errors import TeacherError
+    from autolabel.core.errors import TeacherError
 
     weights = "/work/shared/weights/yolov8n.pt"
     if not os.path.exists(weights):

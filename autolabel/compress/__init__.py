@@ -5,8 +5,7 @@ Names are imported lazily so ``import autolabel.compress`` needs neither torch n
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from autolabel.core.lazy import lazy_exports
 
 _EXPORT = "autolabel.compress.bundle"
 _PRUNE = "autolabel.compress.pruning"
@@ -21,17 +20,4 @@ _EXPORTS = {
     "prune": _PRUNE,
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'autolabel.compress' has no attribute '{name}'")
-    value = getattr(importlib.import_module(mod), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, eager=())

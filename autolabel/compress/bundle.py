@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
 
 __all__ = ["CALIB_METHODS", "ExportConfig", "ExportResult", "decode_nodes", "export", "export_classifier",
            "float_nodes",
@@ -154,7 +154,7 @@ def _resolve_model(model: str | Path) -> Path:
 
 
 def _load_yolo(path: Path) -> Any:
-    from autolabel.checkpoints import load_yolo
+    from autolabel.core.checkpoints import load_yolo
 
     y = load_yolo(path, what="model")
     if y.task != "detect":
@@ -235,7 +235,7 @@ def float_nodes(onnx_path: Path) -> list[str]:
 
 def _dataset_images(data: Path, split: str | None) -> list[Path]:
     """Images of an autolabel dataset split, or every image under a plain folder."""
-    from autolabel.dataset import META_FILE, read_records
+    from autolabel.data.dataset import META_FILE, read_records
 
     if (data / META_FILE).is_file():
         return [data / r["image"] for r in read_records(data) if split is None or r["split"] == split]
@@ -254,7 +254,7 @@ class _Calibration:
     """onnxruntime ``CalibrationDataReader`` over the user's images, preprocessed like the runtime."""
 
     def __init__(self, images: list[Path], input_name: str, imgsz: int, batch: int, progress: bool) -> None:
-        from autolabel.progress import ProgressBar
+        from autolabel.core.progress import ProgressBar
 
         self.images, self.input_name, self.imgsz, self.batch = images, input_name, imgsz, batch
         self._it = self._gen()
@@ -480,7 +480,7 @@ def _coco(images: list[dict], names: list[str], anns: list[dict]) -> dict[str, A
 
 def _val_records(data: Path, max_images: int | None) -> list[dict[str, Any]]:
     """The dataset's val-split records (every record when it has no val split), capped at ``max_images``."""
-    from autolabel.dataset import read_records
+    from autolabel.data.dataset import read_records
 
     recs = [r for r in read_records(data) if r["split"] == "val"] or [r for r in read_records(data)]
     return recs[:max_images] if max_images else recs
@@ -495,8 +495,8 @@ def score_bundle(bundle: Path, data: Path, models: Sequence[str], max_images: in
     operating point is chosen from this same pass instead of a second one.
     """
     from autolabel.compress.operating_point import ImagePreds
-    from autolabel.evaluate import evaluate
-    from autolabel.progress import progress as prog
+    from autolabel.core.progress import progress as prog
+    from autolabel.metrics import evaluate
     from autolabel.runtime import load_bundle
 
     recs = _val_records(data, max_images)
@@ -580,13 +580,13 @@ speed are in its `metrics`.
 def _thresholds(data: Path | None, names: list[str], conf: float) -> tuple[dict[str, float], dict[str, Any] | None]:
     if data is None:
         return {n: conf for n in names}, None
-    from autolabel.dataset import META_FILE, read_meta
+    from autolabel.data.dataset import META_FILE, read_meta
 
     if not (data / META_FILE).is_file():
         return {n: conf for n in names}, None
     onto = read_meta(data).get("ontology")
     try:
-        from autolabel.ontology import Ontology
+        from autolabel.core.ontology import Ontology
 
         o = Ontology.from_dict(onto)
         th = dict(zip(o.names, o.thresholds))
@@ -737,7 +737,7 @@ def _operating_point(out: Path, meta: dict[str, Any], data: Path, preds: Mapping
     against the human labels ``config.gt`` (val images matched by file name) or the dataset's val labels; the
     curves go to the bundle's :data:`~autolabel.compress.operating_point.CURVES_FILE`."""
     from autolabel.compress import operating_point as op
-    from autolabel.dataset import read_meta
+    from autolabel.data.dataset import read_meta
 
     names = list(meta["names"])
     recs = _val_records(data, config.max_eval_images)
@@ -777,7 +777,7 @@ def _operating_point(out: Path, meta: dict[str, Any], data: Path, preds: Mapping
 def export_classifier(model: str | Path, out: str | Path, data: str | Path | None = None, *, int8: bool = False,
                       calib_images: int = 100, calib_method: str = "percentile", opset: int = 17,
                       progress: bool = True) -> ExportResult:
-    """Export a :func:`~autolabel.students.classify.train_classifier` checkpoint to a classification bundle.
+    """Export a :func:`~autolabel.students.classifier.train.train_classifier` checkpoint to a classification bundle.
 
     FP32 ONNX (``torch.onnx`` with a dynamic batch) and, with ``int8``, a QDQ model calibrated on the
     dataset's train images. With an image-level dataset (``label_classification``) the val split's top-1
@@ -787,7 +787,7 @@ def export_classifier(model: str | Path, out: str | Path, data: str | Path | Non
 
     from autolabel import __version__
     from autolabel.runtime import BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, load_bundle
-    from autolabel.students.classify import CLS_META_FILE, _iter_jsonl, load_classifier
+    from autolabel.students.classifier.train import CLS_META_FILE, _iter_jsonl, load_classifier
 
     if calib_method not in CALIB_METHODS:
         raise ConfigError(f"calib_method must be one of {list(CALIB_METHODS)}, found '{calib_method}'")
@@ -863,7 +863,7 @@ def export_classifier(model: str | Path, out: str | Path, data: str | Path | Non
 
 
 def is_ssdlite_checkpoint(path: str | Path) -> bool:
-    """Whether ``path`` is a checkpoint written by :func:`autolabel.students.ssdlite.train_ssdlite`."""
+    """Whether ``path`` is a checkpoint written by :func:`autolabel.students.ssdlite.train.train_ssdlite`."""
     p = Path(path)
     if p.is_dir():
         p = p / "weights" / "best.pt"
@@ -893,7 +893,7 @@ def export_ssdlite(model: str | Path, out: str | Path, data: str | Path | None =
 
     from autolabel import __version__
     from autolabel.runtime import BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION
-    from autolabel.students.ssdlite import SSDLiteExport, load_ssdlite
+    from autolabel.students.ssdlite.train import SSDLiteExport, load_ssdlite
 
     if calib_method not in CALIB_METHODS:
         raise ConfigError(f"calib_method must be one of {list(CALIB_METHODS)}, found '{calib_method}'")

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from autolabel.errors import ConfigError
+from autolabel.core.errors import ConfigError
 
 __all__ = ["CURVE_GRID", "MATCH_IOU", "MIN_BOXES", "ClassCurve", "ImagePreds", "build_curves", "check_targets",
            "choose_thresholds", "pick"]
@@ -289,7 +289,7 @@ def human_boxes(gt: Any, names: Sequence[str]) -> tuple[dict[str, tuple[np.ndarr
         DatasetError: the labels are missing or malformed.
         ConfigError: no labeled class is a class of the model.
     """
-    from autolabel.evaluate import load_ground_truth
+    from autolabel.metrics import load_ground_truth
 
     g = load_ground_truth(gt)
     index = {n: i for i, n in enumerate(names)}
@@ -425,8 +425,8 @@ def retune_bundle(bundle: Any, gt: Any, *, target_precision: Target = None, targ
     import tempfile
     from pathlib import Path
 
-    from autolabel.errors import DatasetError
-    from autolabel.progress import progress as prog
+    from autolabel.core.errors import DatasetError
+    from autolabel.core.progress import progress as prog
     from autolabel.runtime import BUNDLE_FILE, load_bundle, read_image
 
     check_targets(target_precision, target_recall)

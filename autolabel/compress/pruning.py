@@ -21,7 +21,7 @@ How
    The BatchNorm statistics are then recomputed on the user's images.
 3. **Recovery by distillation**: the pruned model is fine-tuned on the auto-labeled dataset with the
    unpruned model as online teacher (dense class-logit KD + FitNets hints on the neck, see
-   :mod:`autolabel.students.yolo`), plus the dataset's soft labels.
+   :mod:`autolabel.students.yolo.train`), plus the dataset's soft labels.
 
 Output folder: ``pruned.pt`` (before recovery; Ultralytics checkpoint format), ``weights/best.pt`` (after
 recovery), ``prune_report.json`` (params, FLOPs and val mAP of the original, pruned and recovered models).
@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autolabel.errors import ConfigError, DatasetError
+from autolabel.core.errors import ConfigError, DatasetError
 
 __all__ = ["ActivationImportance", "C2fSplit", "PruneConfig", "PruneResult", "classifier_checkpoint", "count_flops_params",
            "prune", "prune_classifier", "prune_model", "split_c2f"]
@@ -64,7 +64,7 @@ class PruneConfig:
         rounds: prune gradually: ``rounds`` steps of ``ratio / rounds`` each followed by its share of the
             recovery epochs (small steps damage less than one big cut; 1 = one shot, then recover).
         kd: recover with the unpruned model as online teacher (else plain fine-tuning on the labels).
-        kd_weight, hint_weight, alpha, temperature: see :class:`autolabel.students.yolo.TrainConfig`.
+        kd_weight, hint_weight, alpha, temperature: see :class:`autolabel.students.yolo.train.TrainConfig`.
         lr0, optimizer: the recovery optimizer. Every batch is one optimizer step (``nbs = batch``) and the
             warm-up lasts at most one epoch, biases included (Ultralytics starts them at 0.1, harmless for
             SGD from scratch, a jolt for AdamW on a trained net; it zeroes that only when it picks AdamW
@@ -442,8 +442,8 @@ def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float
         return None
     import logging
 
-    from autolabel.checkpoints import import_ultralytics, load_yolo
-    from autolabel.weights import resolve_device
+    from autolabel.core.checkpoints import import_ultralytics, load_yolo
+    from autolabel.core.weights import resolve_device
 
     import_ultralytics()
     from ultralytics.utils import LOGGER
@@ -463,7 +463,7 @@ def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float
 
 def recovery_args(config: PruneConfig, epochs: int) -> dict[str, Any]:
     """Ultralytics training arguments of one recovery run (the user's ``config.ultralytics`` win)."""
-    from autolabel.students.yolo import FINE_TUNE
+    from autolabel.students.yolo.train import FINE_TUNE
 
     args: dict[str, Any] = {**FINE_TUNE, "optimizer": config.optimizer, "lr0": float(config.lr0), "nbs": int(config.batch),
                             "warmup_epochs": min(1.0, max(0.0, epochs - 1.0))}
@@ -498,8 +498,8 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
     config = config or PruneConfig()
     if classifier_checkpoint(model) is not None:  # a train-classifier checkpoint: its own path
         return prune_classifier(model, out, data=data, config=config)
-    from autolabel.checkpoints import load_yolo
     from autolabel.compress.bundle import _load_yolo, _resolve_model
+    from autolabel.core.checkpoints import load_yolo
 
     pt = _resolve_model(model)
     data_p = Path(data).expanduser() if data is not None else None
@@ -543,7 +543,7 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
         report["pruned"].update(_val(pruned_pt, data_yaml, config) or {})
     recovered = None
     if config.recover_epochs > 0 and data_p is not None:
-        from autolabel.students.yolo import TrainConfig, train
+        from autolabel.students.yolo.train import TrainConfig, train
 
         soft_ok = (data_p / "autolabel.jsonl").is_file()
         rounds = int(config.rounds)
@@ -596,7 +596,7 @@ def classifier_checkpoint(model: str | Path) -> Path | None:
         p = next((c for c in (p / "best.pt", p / "last.pt", p / "pruned.pt") if c.is_file()), p)
     if not p.is_file():
         return None
-    from autolabel.students.classify import CKPT_FORMAT
+    from autolabel.students.classifier.train import CKPT_FORMAT
 
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
@@ -612,13 +612,13 @@ def prune_classifier(model: str | Path, out: str | Path, data: str | Path | None
     Channels are ranked by group L2 magnitude (torch-pruning's dependency graph keeps MobileNetV3's
     depthwise and squeeze-excitation layers consistent); the last ``Linear`` (the class outputs) is never
     pruned. Recovery trains the pruned model on ``data`` with the unpruned one as online teacher
-    (:class:`~autolabel.students.classify.ClassifierConfig` ``kd_teacher``), or on the dataset's own teacher
+    (:class:`~autolabel.students.classifier.train.ClassifierConfig` ``kd_teacher``), or on the dataset's own teacher
     scores with ``kd=False``. Writes ``pruned.pt`` and ``recover/best.pt`` (classifier checkpoints that
     :func:`~autolabel.compress.bundle.export_classifier` exports) and ``prune_report.json``.
     """
     import torch_pruning as tp
 
-    from autolabel.students.classify import (
+    from autolabel.students.classifier.train import (
         CKPT_FORMAT,
         CKPT_VERSION,
         ClassifierConfig,

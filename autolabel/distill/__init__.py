@@ -11,8 +11,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from autolabel.core.lazy import lazy_exports
 
 _LOSSES = "autolabel.distill.losses"
 _RECIPES = "autolabel.distill.recipes"
@@ -38,17 +37,4 @@ _EXPORTS = {
     "born_again": _RECIPES,
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'autolabel.distill' has no attribute '{name}'")
-    value = getattr(importlib.import_module(mod), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, eager=())

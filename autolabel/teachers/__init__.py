@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from autolabel.errors import ConfigError
-from autolabel.ontology import Ontology
-from autolabel.registry import Registry, RegistryEntry
+from autolabel.core.errors import ConfigError
+from autolabel.core.ontology import Ontology
+from autolabel.core.registry import Registry, RegistryEntry
 from autolabel.teachers.base import Teacher
 
 __all__ = ["TEACHERS", "Teacher", "create_teacher", "list_teachers", "parse_teacher_spec"]

@@ -1,8 +1,8 @@
 """The teacher interface: a batch of RGB images in, one :class:`supervision.Detections` per image out.
 
 Every teacher — closed-set (a COCO YOLO) or zero-shot (Grounding DINO, OWLv2, CLIP, YOLO-World) — is built
-from an :class:`~autolabel.ontology.Ontology` and returns detections that follow the contract in
-:mod:`autolabel.detections`: boxes in input pixels, hard ``class_id`` (ontology index), ``confidence``, and
+from an :class:`~autolabel.core.ontology.Ontology` and returns detections that follow the contract in
+:mod:`autolabel.core.detections`: boxes in input pixels, hard ``class_id`` (ontology index), ``confidence``, and
 ``data["soft_scores"]``, the (N, C) per-class scores of every kept box.
 
 Teachers return *candidates*: everything above their low internal floor (``min_score``). The labeling stage
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from autolabel.ontology import Ontology
+from autolabel.core.ontology import Ontology
 
 if TYPE_CHECKING:
     import supervision as sv

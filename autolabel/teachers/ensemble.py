@@ -29,7 +29,7 @@ to [0, 1] (``avg`` can exceed 1 when a heavily weighted model puts several boxes
 
 Example:
     >>> import numpy as np
-    >>> from autolabel.detections import make_detections
+    >>> from autolabel.core.detections import make_detections
     >>> a = make_detections(np.array([[10, 10, 50, 50.]]), np.array([[0.8, 0.1]]))
     >>> b = make_detections(np.array([[12, 12, 52, 52.]]), np.array([[0.6, 0.3]]))
     >>> fused = weighted_boxes_fusion([a, b], image_wh=(100, 100))
@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autolabel.detections import SOFT_SCORES, empty_detections, make_detections
-from autolabel.errors import ConfigError
-from autolabel.ontology import Ontology
+from autolabel.core.detections import SOFT_SCORES, empty_detections, make_detections
+from autolabel.core.errors import ConfigError
+from autolabel.core.ontology import Ontology
 from autolabel.teachers import TEACHERS, create_teacher
 from autolabel.teachers.base import Teacher
 

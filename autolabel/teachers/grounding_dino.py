@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autolabel.detections import empty_detections, make_detections
-from autolabel.errors import TeacherError
-from autolabel.ontology import Ontology
+from autolabel.core.detections import empty_detections, make_detections
+from autolabel.core.errors import TeacherError
+from autolabel.core.ontology import Ontology
+from autolabel.core.weights import hf_from_pretrained, resolve_device
 from autolabel.teachers import TEACHERS
 from autolabel.teachers.base import Teacher
-from autolabel.weights import hf_from_pretrained, resolve_device
 
 if TYPE_CHECKING:
     import supervision as sv

@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from autolabel.detections import empty_detections, make_detections, nms
-from autolabel.errors import TeacherError
-from autolabel.ontology import Ontology
+from autolabel.core.detections import empty_detections, make_detections, nms
+from autolabel.core.errors import TeacherError
+from autolabel.core.ontology import Ontology
+from autolabel.core.weights import hf_from_pretrained, resolve_device
 from autolabel.teachers import TEACHERS
 from autolabel.teachers.base import Teacher
 from autolabel.teachers.grounding_dino import _check_images
-from autolabel.weights import hf_from_pretrained, resolve_device
 
 if TYPE_CHECKING:
     import supervision as sv

@@ -1,7 +1,7 @@
 """Teacher wrappers: test-time augmentation (:class:`TTATeacher`) and sliced inference (:class:`TiledTeacher`).
 
 Both wrap any :class:`~autolabel.teachers.base.Teacher`, return detections in the pixels of the images they
-were given and keep the soft scores aligned with the boxes (the :mod:`autolabel.detections` contract).
+were given and keep the soft scores aligned with the boxes (the :mod:`autolabel.core.detections` contract).
 
 * **TTA** runs the base teacher on the image, its horizontal mirror and rescaled copies, maps every box back
   and fuses them with :func:`~autolabel.teachers.ensemble.weighted_boxes_fusion`, each augmentation acting
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autolabel.detections import SOFT_SCORES, empty_detections, make_detections, nms
-from autolabel.errors import ConfigError
+from autolabel.core.detections import SOFT_SCORES, empty_detections, make_detections, nms
+from autolabel.core.errors import ConfigError
 from autolabel.teachers.base import Teacher
 from autolabel.teachers.ensemble import CONF_TYPES, weighted_boxes_fusion
 

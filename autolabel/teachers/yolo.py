@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autolabel.detections import make_detections
-from autolabel.errors import TeacherError, WeightsNotFoundError
-from autolabel.ontology import Ontology
+from autolabel.core.detections import make_detections
+from autolabel.core.errors import TeacherError, WeightsNotFoundError
+from autolabel.core.ontology import Ontology
+from autolabel.core.weights import looked_in, resolve_device, resolve_local_weights
 from autolabel.teachers import TEACHERS
 from autolabel.teachers.base import Teacher
-from autolabel.weights import looked_in, resolve_device, resolve_local_weights
 
 if TYPE_CHECKING:
     import supervision as sv
@@ -43,7 +43,7 @@ def load_ultralytics(spec: str, teacher: str) -> Any:
     Raises:
         WeightsNotFoundError: offline and not found locally, or the file is not an Ultralytics checkpoint.
     """
-    from autolabel.checkpoints import import_ultralytics, load_yolo
+    from autolabel.core.checkpoints import import_ultralytics, load_yolo
 
     import_ultralytics()
     from ultralytics import YOLO

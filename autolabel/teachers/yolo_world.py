@@ -12,10 +12,10 @@ Ultralytics' predictor only returns the argmax class of each box. To keep the fu
 class score reaches ``min_score``, applies class-aware NMS (``torchvision.ops.batched_nms``) and gathers the
 score rows of the kept anchors.
 
-Weights: a local ``.pt`` (looked for with :func:`~autolabel.weights.resolve_local_weights`), or an
+Weights: a local ``.pt`` (looked for with :func:`~autolabel.core.weights.resolve_local_weights`), or an
 Ultralytics name that Ultralytics downloads when online. ``set_classes`` also needs CLIP ViT-B/32 as text
 encoder (the ``clip`` package and ``ViT-B-32.pt`` in Ultralytics' weights folder); offline, a missing encoder
-raises one :class:`~autolabel.errors.WeightsNotFoundError` line saying what to provide. Nothing is ever
+raises one :class:`~autolabel.core.errors.WeightsNotFoundError` line saying what to provide. Nothing is ever
 pip-installed: Ultralytics' auto-install is switched off while the encoder loads.
 
 Example:
@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autolabel.errors import TeacherError, WeightsNotFoundError
-from autolabel.ontology import Ontology
+from autolabel.core.errors import TeacherError, WeightsNotFoundError
+from autolabel.core.ontology import Ontology
+from autolabel.core.weights import looked_in, resolve_device, resolve_local_weights
 from autolabel.teachers import TEACHERS
 from autolabel.teachers.base import Teacher
-from autolabel.weights import looked_in, resolve_device, resolve_local_weights
 
 if TYPE_CHECKING:
     import supervision as sv
@@ -111,7 +111,7 @@ class YoloWorldTeacher(Teacher):
         """Load the checkpoint, set the prompts as classes and return the torch ``WorldModel`` in eval mode."""
         import torch
 
-        from autolabel.checkpoints import import_ultralytics
+        from autolabel.core.checkpoints import import_ultralytics
 
         import_ultralytics()  # restricted unpickling of the checkpoint, no run-time installs
         from ultralytics import YOLOWorld

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from autolabel.errors import AutolabelError, ConfigError
+from autolabel.core.errors import AutolabelError, ConfigError
 
 app = typer.Typer(
     name="autolabel",
@@ -65,7 +65,7 @@ def label_cmd(
     cpus_per_worker: Annotated[float, typer.Option(help="CPUs per Ray worker.")] = 1.0,
 ) -> None:
     """Label SOURCES with a teacher into a YOLO dataset with soft scores (resumable)."""
-    from autolabel.label import LabelConfig, label
+    from autolabel.labeling.label import LabelConfig, label
     from autolabel.sources import SourceConfig
 
     cfg = LabelConfig(
@@ -114,7 +114,7 @@ def evaluate_cmd(
     """mAP50-95 and mAP50 per class of PRED against human labels."""
     import json
 
-    from autolabel.evaluate import evaluate, format_table
+    from autolabel.metrics import evaluate, format_table
 
     r = evaluate(pred, gt, class_map=_parse_map(map_), classes=classes or None)
     typer.echo(format_table(r))
@@ -164,7 +164,7 @@ def train_cmd(
 ) -> None:
     """Train a detection student on DATASET, distilling the teacher's soft scores (resumable)."""
     if student.strip().lower() in {"ssdlite", "ssdlite320_mobilenet_v3_large"}:
-        from autolabel.students.ssdlite import SSDLiteConfig, train_ssdlite
+        from autolabel.students.ssdlite.train import SSDLiteConfig, train_ssdlite
 
         if kd_teacher:
             raise ConfigError("--kd-teacher (online KD) is for YOLO students; SSDLite distills the dataset's soft scores")
@@ -178,7 +178,7 @@ def train_cmd(
         typer.echo(f"val (against the teacher's labels): mAP50-95 {float(sm.get('mAP50-95') or 0):.4f}  "
                    f"mAP50 {float(sm.get('mAP50') or 0):.4f}  ({sres.metrics_path})")
         return
-    from autolabel.students.yolo import TrainConfig, train
+    from autolabel.students.yolo.train import TrainConfig, train
 
     cfg = TrainConfig(
         epochs=epochs, imgsz=imgsz or 640, batch=batch, device=device, workers=workers, hard_only=hard_only, alpha=alpha,
@@ -213,7 +213,7 @@ def train_classifier_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train a classification student with Hinton KD: a*CE(hard) + (1-a)*T^2*KL(teacher || student)."""
-    from autolabel.students.classify import ClassifierConfig, train_classifier
+    from autolabel.students.classifier.train import ClassifierConfig, train_classifier
 
     cfg = ClassifierConfig(model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, kd=not no_kd,
                            alpha=alpha, temperature=temperature, pretrained=pretrained, resume=resume,
@@ -234,7 +234,7 @@ def run_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Stage lines only, no progress bars.")] = False,
 ) -> None:
     """Label -> train (distill) -> prune + recover -> INT8 ONNX bundle -> HTML report, resumable."""
-    from autolabel.pipeline import Pipeline
+    from autolabel.app.pipeline import Pipeline
 
     p = Pipeline.from_yaml(pipeline, overrides=set_ or (), log=lambda m: typer.echo(m, err=True))
     res = p.run(sources, out, ontology=ontology, progress=not quiet)
@@ -450,7 +450,7 @@ def predict_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Detect with a bundle on images, folders or videos; annotated output, COCO detections, frames per second."""
-    from autolabel.inference import PredictConfig, predict
+    from autolabel.students.predict import PredictConfig, predict
 
     cfg = PredictConfig(model=model, conf=conf, threads=threads, save=not no_save, video_fps=video_fps,
                         progress=not quiet)
@@ -490,7 +490,7 @@ def _root(
 
         os.environ["YOLO_VERBOSE"] = "true"
     if trust_checkpoint:
-        from autolabel.checkpoints import trust_checkpoints
+        from autolabel.core.checkpoints import trust_checkpoints
 
         trust_checkpoints(True)
         typer.echo("warning: --trust-checkpoint: .pt files are unpickled without restriction; a malicious file "
@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     # before anything imports Ultralytics: no run-time pip installs, its logs only with --verbose
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_VERBOSE", "true" if "--verbose" in args else "false")
-    from autolabel.checkpoints import private_ultralytics_config
+    from autolabel.core.checkpoints import private_ultralytics_config
 
     private_ultralytics_config()  # its settings file in a temporary folder, not ~/.config/Ultralytics
     try:

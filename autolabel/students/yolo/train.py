@@ -19,7 +19,7 @@ What is distilled
   normalization (``Σ`` of the hard targets) are Ultralytics' own, so ``α = 1`` *is* Ultralytics' loss.
   ``conf_weight`` additionally scales the class and box losses of each box's anchors by the teacher's
   confidence. The soft rows follow their boxes through mosaic, affine, flips and out-of-frame dropping:
-  see :mod:`autolabel.students.yolo_trainer`.
+  see :mod:`autolabel.students.yolo.trainer`.
 * **Online KD** (``kd_teacher``: a larger YOLO checkpoint, or the same model before pruning): on every
   training batch the frozen teacher sees the same augmented images; dense class-logit KD on all anchors
   (:class:`~autolabel.distill.losses.SoftTargetBCE` against the teacher's temperature-softened sigmoid
@@ -48,13 +48,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autolabel.dataset import META_FILE, SIDECAR_FILE, read_meta, read_records
-from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.core.weights import looked_in, resolve_local_weights
+from autolabel.data.dataset import META_FILE, SIDECAR_FILE, read_meta, read_records
 from autolabel.students import STUDENTS
-from autolabel.weights import looked_in, resolve_local_weights
 
 if TYPE_CHECKING:
-    from autolabel.ontology import Ontology
+    from autolabel.core.ontology import Ontology
 
 __all__ = [
     "SETTINGS_FILE",
@@ -444,7 +444,7 @@ def _check_student_classes(model: Any, names: list[str], what: str) -> None:
 
 
 def _load_checkpoint_model(path: Path, role: str, flag: str) -> Any:
-    from autolabel.checkpoints import load_yolo
+    from autolabel.core.checkpoints import load_yolo
 
     model = load_yolo(path, what=role).model
     if not _is_detection_model(model):
@@ -628,8 +628,8 @@ def train(
     """
     config = config or TrainConfig()
     config.check()
-    from autolabel.checkpoints import import_ultralytics
-    from autolabel.weights import resolve_device
+    from autolabel.core.checkpoints import import_ultralytics
+    from autolabel.core.weights import resolve_device
 
     import_ultralytics()  # checkpoints (student, kd teacher, resume) load with restricted unpickling
 
@@ -654,7 +654,7 @@ def train(
 
     ontology = None
     if meta is not None and meta.get("ontology"):
-        from autolabel.ontology import Ontology
+        from autolabel.core.ontology import Ontology
 
         try:
             ontology = Ontology.from_dict(meta["ontology"])
@@ -701,7 +701,7 @@ def train(
     if saved is None:
         settings_path.write_text(json.dumps(settings, indent=2))
 
-    from autolabel.students.yolo_trainer import Plan, run_training
+    from autolabel.students.yolo.trainer import Plan, run_training
 
     overrides: dict[str, Any] = {
         "model": student_info.model_arg,
@@ -758,7 +758,7 @@ def train(
 
 def _records_with_gt(root: Path, gt: str | Path, split: str = "val") -> list[dict[str, Any]]:
     """The dataset's ``split`` records whose original file has a human label in ``gt`` (one clear line if none)."""
-    from autolabel.evaluate import load_ground_truth
+    from autolabel.metrics import load_ground_truth
 
     g = load_ground_truth(gt)  # missing / malformed ground truth fails here, before any work
     recs = [r for r in read_records(root) if r.get("split") == split and Path(r["source"]).stem in g.sizes]
@@ -772,12 +772,12 @@ def evaluate_student(weights: str | Path, dataset: str | Path, gt: str | Path, i
     """mAP of a trained student on a dataset split against human labels (matched by original file name).
 
     The student predicts at conf 0.001 through the ``yolo`` teacher code (the same inference as labeling);
-    its predictions are scored by :func:`autolabel.evaluate.evaluate` (pycocotools).
+    its predictions are scored by :func:`autolabel.metrics.evaluate` (pycocotools).
     """
     import tempfile
 
-    from autolabel.evaluate import evaluate
-    from autolabel.ontology import Ontology
+    from autolabel.core.ontology import Ontology
+    from autolabel.metrics import evaluate
     from autolabel.sources import load_image
     from autolabel.teachers import create_teacher
 

@@ -1,4 +1,4 @@
-"""Labeling on a Ray cluster: the same dataset as :func:`autolabel.label`, made by many teacher workers.
+"""Labeling on a Ray cluster: the same dataset as :func:`autolabel.labeling.label`, made by many teacher workers.
 
 ``label(..., config=LabelConfig(engine="ray"))`` (``autolabel label --engine ray``) plans the work on the
 driver and runs it with Ray Data's batch inference: a dataset of *work units* streamed through
@@ -10,7 +10,7 @@ driver and runs it with Ray Data's batch inference: a dataset of *work units* st
   de-duplication never looks further back across a block boundary, in either engine, so a block is decided
   on its own and both engines keep the same frames).
 * **Shards and one writer.** A worker runs the teacher, encodes each frame exactly as the local path does
-  (:func:`autolabel.dataset.encode_frame`) and writes its image and label file into a staging folder
+  (:func:`autolabel.data.dataset.encode_frame`) and writes its image and label file into a staging folder
   ``DIR/.shards/UNIT-ATTEMPT/`` of the (shared) output folder. The driver alone commits: it gives ids and
   splits, renames the staged files into place and appends the records to the sidecar (fsync'ed), then notes
   the unit in ``DIR/.autolabel.units``. Ids, splits, label files, records and the COCO file are those of a
@@ -52,14 +52,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autolabel.dataset import SHARDS_DIR, DatasetLock, DatasetWriter, EncodedFrame, encode_frame
-from autolabel.errors import AutolabelError, ConfigError
-from autolabel.ontology import Ontology
-from autolabel.progress import ProgressBar
+from autolabel.core.errors import AutolabelError, ConfigError
+from autolabel.core.ontology import Ontology
+from autolabel.core.progress import ProgressBar
+from autolabel.data.dataset import SHARDS_DIR, DatasetLock, DatasetWriter, EncodedFrame, encode_frame
 from autolabel.sources import IMAGE, MediaItem, SourceReport, VideoSpan, discover, video_blocks
 
 if TYPE_CHECKING:
-    from autolabel.label import LabelConfig
+    from autolabel.labeling.label import LabelConfig
     from autolabel.teachers.base import Teacher
 
 __all__ = ["MAX_RETRIES", "import_ray", "label_on_ray"]
@@ -85,8 +85,8 @@ def import_ray() -> Any:
 
 def label_on_ray(sources: list[str | Path], onto: Ontology, teacher: str | Sequence[str] | Teacher, out: str | Path,
                  config: LabelConfig, report: SourceReport, total: int, lock: DatasetLock) -> dict[str, Any]:
-    """The ``ray`` engine of :func:`autolabel.label` (which holds ``lock`` on ``out``); returns the summary."""
-    from autolabel.label import _jsonable, run_summary
+    """The ``ray`` engine of :func:`autolabel.labeling.label` (which holds ``lock`` on ``out``); returns the summary."""
+    from autolabel.labeling.label import _jsonable, run_summary
 
     ray = import_ray()
     started = _connect(ray, config)
@@ -414,7 +414,7 @@ class _LabelWorker:
     def __init__(self, payload: bytes) -> None:
         import ray.cloudpickle as cloudpickle
 
-        from autolabel.label import build_rescorer, build_teacher
+        from autolabel.labeling.label import build_rescorer, build_teacher
         from autolabel.teachers import TEACHERS
 
         p = cloudpickle.loads(payload)
@@ -435,7 +435,7 @@ class _LabelWorker:
         return {"result": np.array(results, dtype=object)}
 
     def label_unit(self, task: dict[str, Any]) -> dict[str, Any]:
-        from autolabel.label import _batches, predict_batch
+        from autolabel.labeling.label import _batches, predict_batch
         from autolabel.sources import _image_frame, video_span_frames
 
         cfg = self.config

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from autolabel.errors import ConfigError, DatasetError
+from autolabel.core.errors import ConfigError, DatasetError
 
 __all__ = ["EvalResult", "evaluate", "format_table", "load_ground_truth", "load_predictions"]
 
@@ -159,7 +159,7 @@ def load_predictions(pred: str | Path, gt_coco: Path | None = None) -> _Set:
     if not p.exists():
         raise DatasetError(f"predictions '{pred}' not found (expected an autolabel dataset folder or a COCO JSON)")
     if p.is_dir():
-        from autolabel.dataset import read_meta, read_records
+        from autolabel.data.dataset import read_meta, read_records
 
         if not (p / "autolabel.json").is_file():
             return _load_yolo(p)  # a plain YOLO dataset: every box scores 1.0

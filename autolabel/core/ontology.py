@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autolabel.errors import OntologyError
+from autolabel.core.errors import OntologyError
 
 __all__ = ["Ontology", "OntologyClass", "load_ontology"]
 

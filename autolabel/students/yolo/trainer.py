@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from autolabel.checkpoints import import_ultralytics
+from autolabel.core.checkpoints import import_ultralytics
 
 import_ultralytics()  # before Ultralytics' own imports: safe checkpoint loading, no run-time installs
 
@@ -53,9 +53,9 @@ from ultralytics.utils.loss import E2ELoss, v8DetectionLoss  # noqa: E402
 from ultralytics.utils.tal import make_anchors  # noqa: E402
 from ultralytics.utils.torch_utils import unwrap_model  # noqa: E402
 
+from autolabel.core.errors import AutolabelError, ConfigError, DatasetError  # noqa: E402
 from autolabel.distill.losses import MultiLevelHint, SoftTargetBCE, soften_probs  # noqa: E402
-from autolabel.errors import AutolabelError, ConfigError, DatasetError  # noqa: E402
-from autolabel.students.yolo import DISTILL_STATE_FILE, SoftTable  # noqa: E402
+from autolabel.students.yolo.train import DISTILL_STATE_FILE, SoftTable  # noqa: E402
 
 __all__ = [
     "AutolabelTrainer",
@@ -73,7 +73,7 @@ SOFT_KEYS = ("soft", "conf", "box_id", "hard")
 
 @dataclass
 class Plan:
-    """What the trainer distills (built by :func:`autolabel.students.yolo.train`)."""
+    """What the trainer distills (built by :func:`autolabel.students.yolo.train.train`)."""
 
     soft: SoftTable | None = None  # None: hard labels only
     alpha: float = 0.5
@@ -558,7 +558,7 @@ def run_training(overrides: dict[str, Any], plan: Plan, quiet: bool = False) -> 
 
 def _epoch_bar(trainer: DetectionTrainer, bars: list[Any]) -> None:
     """A progress bar of epochs with the loss and val mAP50-95, drawn by autolabel's progress helper."""
-    from autolabel.progress import ProgressBar
+    from autolabel.core.progress import ProgressBar
 
     def start(tr: DetectionTrainer) -> None:
         bars.append(ProgressBar(total=int(tr.epochs), desc="training", initial=int(tr.start_epoch), unit="epoch"))

@@ -1,7 +1,7 @@
 """Run a bundle on images, folders or videos: annotated images / videos, a COCO results file, frames per second.
 
 Example:
-    >>> from autolabel.inference import PredictConfig, predict
+    >>> from autolabel.students.predict import PredictConfig, predict
     >>> res = predict("bundles/cam1", ["footage/"], "preds/cam1")      # doctest: +SKIP
     >>> res.frames, res.fps, res.results                               # doctest: +SKIP
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from autolabel.errors import ConfigError, SourceError
+from autolabel.core.errors import ConfigError, SourceError
 
 __all__ = ["PredictConfig", "PredictResult", "predict"]
 
@@ -100,7 +100,7 @@ def predict(bundle: str | Path, sources: list[str | Path], out: str | Path,
     """
     import cv2
 
-    from autolabel.progress import ProgressBar
+    from autolabel.core.progress import ProgressBar
     from autolabel.runtime import load_bundle
     from autolabel.sources import SourceConfig, SourceReport, discover, iter_frames
 

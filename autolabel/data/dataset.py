@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autolabel.detections import SOFT_SCORES
-from autolabel.errors import DatasetError
-from autolabel.ontology import Ontology
+from autolabel.core.detections import SOFT_SCORES
+from autolabel.core.errors import DatasetError
+from autolabel.core.ontology import Ontology
 
 if TYPE_CHECKING:
     import supervision as sv

@@ -2,7 +2,7 @@
 
 On a connected machine Ultralytics names (``yolov8n.pt``) and Hugging Face ids
 (``IDEA-Research/grounding-dino-tiny``) download through their libraries' own caches and progress bars.
-Offline, or when a file is missing, one :class:`~autolabel.errors.WeightsNotFoundError` line says where the
+Offline, or when a file is missing, one :class:`~autolabel.core.errors.WeightsNotFoundError` line says where the
 weights were looked for and how to point at local files (``--teacher yolo:/path/to/yolov8n.pt``).
 """
 
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from autolabel.errors import ConfigError, WeightsNotFoundError
+from autolabel.core.errors import ConfigError, WeightsNotFoundError
 
 __all__ = ["WEIGHTS_ENV", "hf_from_pretrained", "resolve_device", "resolve_local_weights", "weights_dir"]
 
@@ -49,7 +49,7 @@ def resolve_local_weights(spec: str) -> Path | None:
 def _ultralytics_weights_dir() -> Path:
     """Where Ultralytics keeps downloaded weights (its ``weights_dir`` setting)."""
     try:  # only called when weights are about to be loaded, so importing ultralytics here costs nothing extra
-        from autolabel.checkpoints import import_ultralytics
+        from autolabel.core.checkpoints import import_ultralytics
 
         import_ultralytics()
         from ultralytics.utils import SETTINGS

@@ -30,7 +30,7 @@ Sample keys (used by ``human_labels``): ``"<record id>:<box index>"`` for crops 
 ``"<record id>"`` for images.
 
 Example:
-    >>> from autolabel.students.classify import ClassifierConfig, train_classifier, load_classifier
+    >>> from autolabel.students.classifier.train import ClassifierConfig, train_classifier, load_classifier
     >>> res = train_classifier("datasets/cam1", "runs/cls", ClassifierConfig(epochs=20))   # doctest: +SKIP
     >>> res.metrics["best"]["top1_teacher"]                                               # doctest: +SKIP
     >>> clf = load_classifier(res.best); probs = clf.predict([crop_rgb])                  # doctest: +SKIP
@@ -55,13 +55,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from autolabel.dataset import META_FILE, assign_split, read_meta, read_records
-from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
-from autolabel.progress import ProgressBar
+from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.core.progress import ProgressBar
+from autolabel.data.dataset import META_FILE, assign_split, read_meta, read_records
 from autolabel.sources import SourceConfig
 
 if TYPE_CHECKING:
-    from autolabel.ontology import Ontology
+    from autolabel.core.ontology import Ontology
 
 __all__ = [
     "CLS_META_FILE",
@@ -192,7 +192,7 @@ def _read_rgb(path: Path) -> np.ndarray:
 
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:  # cv2 cannot read some PNG modes / formats: fall back to the tolerant loader
-        from autolabel.errors import SourceError
+        from autolabel.core.errors import SourceError
         from autolabel.sources import load_image
 
         try:
@@ -538,7 +538,7 @@ def label_classification(
     """
     import cv2
 
-    from autolabel.label import _batches
+    from autolabel.labeling.label import _batches
     from autolabel.sources import SourceReport, estimate_total_frames, iter_frames
 
     cfg = config or ClassLabelConfig()
@@ -547,7 +547,7 @@ def label_classification(
     sources = list(sources)
     total = estimate_total_frames(sources, cfg.sources)  # one-line SourceError on missing / empty sources
     if isinstance(teacher, str):
-        from autolabel.ontology import Ontology, load_ontology
+        from autolabel.core.ontology import Ontology, load_ontology
         from autolabel.teachers import create_teacher
 
         if ontology is None:
@@ -1102,7 +1102,7 @@ def train_classifier(
     Example:
         >>> res = train_classifier("datasets/cam1", "runs/cls", ClassifierConfig(epochs=20, imgsz=96))  # doctest: +SKIP
     """
-    from autolabel.weights import resolve_device
+    from autolabel.core.weights import resolve_device
 
     cfg = config or ClassifierConfig()
     _check_model_name(cfg.model)  # fail fast, before reading the dataset
@@ -1344,7 +1344,7 @@ def load_classifier(path: str | Path, device: str = "cpu") -> LoadedClassifier:
     """
     from torchvision.models import get_model
 
-    from autolabel.weights import resolve_device
+    from autolabel.core.weights import resolve_device
 
     ckpt = _load_ckpt(Path(path))
     name = ckpt["model_name"]

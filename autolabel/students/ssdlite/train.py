@@ -1,7 +1,7 @@
 """A second student family: torchvision's SSDLite320-MobileNetV3-Large, distilling the teacher's soft scores.
 
 Example:
-    >>> from autolabel.students.ssdlite import SSDLiteConfig, train_ssdlite, load_ssdlite, predict_ssdlite
+    >>> from autolabel.students.ssdlite.train import SSDLiteConfig, train_ssdlite, load_ssdlite, predict_ssdlite
     >>> res = train_ssdlite("datasets/cam1", "runs/cam1-ssd", SSDLiteConfig(epochs=30))   # doctest: +SKIP
     >>> model, names = load_ssdlite(res.best)                                           # doctest: +SKIP
     >>> dets = predict_ssdlite(model, [rgb_image], conf=0.3)                            # doctest: +SKIP
@@ -70,11 +70,11 @@ from torch import Tensor, nn
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.ssd import SSD
 
-from autolabel.dataset import check_dataset, read_records
+from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.core.progress import ProgressBar
+from autolabel.core.weights import resolve_device, weights_dir
+from autolabel.data.dataset import check_dataset, read_records
 from autolabel.distill.losses import kd_kl_div
-from autolabel.errors import ConfigError, DatasetError, WeightsNotFoundError
-from autolabel.progress import ProgressBar
-from autolabel.weights import resolve_device, weights_dir
 
 if TYPE_CHECKING:
     import supervision as sv
@@ -641,8 +641,8 @@ def _coco_gt(samples: Sequence[_Sample], names: list[str]) -> dict[str, Any]:
 
 
 def _evaluate_split(model: SSD, samples: Sequence[_Sample], names: list[str], out: Path, batch: int) -> dict[str, Any] | None:
-    """mAP of the model on ``samples`` against the teacher's labels (pycocotools via autolabel.evaluate)."""
-    from autolabel.evaluate import evaluate
+    """mAP of the model on ``samples`` against the teacher's labels (pycocotools via autolabel.metrics)."""
+    from autolabel.metrics import evaluate
 
     gt = _coco_gt(samples, names)
     if not gt["annotations"]:

@@ -7,7 +7,7 @@ so a pipeline value is checked (type from the dataclass field's annotation, rang
 checks) before the first stage starts, and the adapters build their configs with the same functions.
 :func:`resolve_models` finds every model file (teachers, student, KD teacher) up front.
 
-Used by :class:`autolabel.pipeline.Pipeline`; each adapter is small on purpose.
+Used by :class:`autolabel.app.pipeline.Pipeline`; each adapter is small on purpose.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from autolabel.errors import ConfigError, WeightsNotFoundError
+from autolabel.core.errors import ConfigError, WeightsNotFoundError
 
 __all__ = ["final_summary", "label_config", "prune_config", "resolve_models", "run_export", "run_label",
            "run_prune", "run_report", "run_train", "stage_configs", "train_config", "export_config"]
@@ -146,14 +146,14 @@ def label_config(cfg: Mapping[str, Any], *, resume: bool = False, progress: bool
     common = {"val_fraction": ("label.val_fraction", c["val_fraction"]), "seed": ("label.seed", c["seed"]),
               "batch_size": ("label.batch_size", c["batch_size"]), "device": ("label.device", c["device"])}
     if cfg["task"] == "classify":
-        from autolabel.students.classify import ClassLabelConfig
+        from autolabel.students.classifier.train import ClassLabelConfig
 
         if c.get("engine", "local") != "local":
             raise ConfigError(f"label.engine {c['engine']!r} labels detection datasets; a classify pipeline "
                               "labels in one process (label.engine: local)")
         return _build(ClassLabelConfig, {**common, "min_confidence": ("label.min_confidence", c["min_confidence"])},
                       {"sources": src, "overwrite": not resume, "progress": progress})
-    from autolabel.label import LabelConfig
+    from autolabel.labeling.label import LabelConfig
 
     return _build(LabelConfig, {
         **common, "conf": ("label.conf", c["conf"]), "uncertain_conf": ("label.uncertain_conf", c["uncertain_conf"]),
@@ -178,7 +178,7 @@ def train_config(cfg: Mapping[str, Any], *, resume: bool = False, progress: bool
               "temperature": ("train.temperature", _temperature(cfg)), "device": ("train.device", c["device"]),
               "workers": ("train.workers", c["workers"])}
     if cfg["task"] == "classify":
-        from autolabel.students.classify import ClassifierConfig
+        from autolabel.students.classifier.train import ClassifierConfig
 
         student = _typed("train.student", c["student"], str)
         pretrained = False if c["pretrained"] is None else c["pretrained"]
@@ -187,7 +187,7 @@ def train_config(cfg: Mapping[str, Any], *, resume: bool = False, progress: bool
             "pretrained": ("train.pretrained", pretrained),
         }, lambda: {"kd": not _typed("train.hard_only", c["hard_only"], bool), "resume": resume,
                     "progress": progress})
-    from autolabel.students.yolo import TrainConfig
+    from autolabel.students.yolo.train import TrainConfig
 
     _typed("train.student", c["student"], str)
     _typed("train.pretrained", c["pretrained"], bool | None)
@@ -272,7 +272,7 @@ def stage_configs(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if cfg["report"]["enabled"] and gt is not None and not Path(gt).expanduser().exists():
         raise ConfigError(f"report.gt '{gt}' not found; expected a YOLO dataset folder / data.yaml or a COCO JSON "
                           "of human labels (or null)")
-    from autolabel.weights import resolve_device
+    from autolabel.core.weights import resolve_device
 
     for key in ("label.device", "train.device"):
         section, name = key.split(".")
@@ -297,7 +297,7 @@ def _ultralytics_file(spec: str, what: str, hint: str) -> Path | None:
     Raises:
         WeightsNotFoundError: not found and it cannot be downloaded (offline, or a path rather than a name).
     """
-    from autolabel.weights import looked_in, resolve_local_weights
+    from autolabel.core.weights import looked_in, resolve_local_weights
 
     local = resolve_local_weights(spec)
     if local is not None:
@@ -343,7 +343,7 @@ def _student_hint(key: str, spec: str) -> str:
 
 def _check_checkpoint(path: Path, what: str) -> None:
     """Load an Ultralytics checkpoint once (restricted unpickling) so a bad or unsafe file fails up front."""
-    from autolabel.checkpoints import load_yolo
+    from autolabel.core.checkpoints import load_yolo
 
     y = load_yolo(path, what=what)
     task = getattr(y, "task", "detect")
@@ -389,7 +389,7 @@ def resolve_models(cfg: Mapping[str, Any]) -> dict[str, Any]:
     t = cfg["train"]
     if cfg["task"] == "classify":
         return out
-    import autolabel.students.yolo  # noqa: F401  (registers the built-in students)
+    import autolabel.students.yolo.train  # noqa: F401  (registers the built-in students)
     from autolabel.students import STUDENTS
 
     student = str(t["student"]).strip()
@@ -446,14 +446,14 @@ def run_label(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
     out = ctx["run"] / "dataset"
     cfg = label_config(ctx["config"], resume=resume, progress=ctx["progress"])
     if ctx["config"]["task"] == "classify":
-        from autolabel.students.classify import label_classification
+        from autolabel.students.classifier.train import label_classification
 
         if len(c["teacher"]) > 1:
             raise ConfigError("a classification pipeline takes one image-level teacher (e.g. clip), found "
                               f"{c['teacher']}")
         res = label_classification(ctx["sources"], c["teacher"][0], out, ontology=ctx["ontology"], config=cfg)
         return {"dataset": str(res.out), "summary": res.summary}
-    from autolabel.label import label
+    from autolabel.labeling.label import label
 
     res = label(ctx["sources"], ctx["ontology"], c["teacher"], out, cfg)
     s = res.summary
@@ -467,11 +467,11 @@ def run_train(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
     data = Path(_done(ctx, "label")["dataset"])
     out = ctx["run"] / "train"
     if ctx["config"]["task"] == "classify":
-        from autolabel.students.classify import train_classifier
+        from autolabel.students.classifier.train import train_classifier
 
         res = train_classifier(data, out, train_config(ctx["config"], resume=resume, progress=ctx["progress"]))
         return {"best": str(res.best), "metrics": str(res.metrics_path), "top1_teacher": res.top1_teacher}
-    from autolabel.students.yolo import train
+    from autolabel.students.yolo.train import train
 
     last = out / "weights" / "last.pt"
     cfg = train_config(ctx["config"], resume=resume and last.is_file(), progress=ctx["progress"])
@@ -589,7 +589,7 @@ def _export_artifacts(res: Any, guard: dict[str, Any], notes: list[str]) -> dict
 def run_report(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
     import time
 
-    from autolabel.report import write_report
+    from autolabel.app.report import write_report
 
     t0 = time.perf_counter()
     seconds = {k: (v or {}).get("seconds") for k, v in ctx["state"]["stages"].items() if k != "report"}

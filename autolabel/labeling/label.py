@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autolabel.dataset import DatasetLock, DatasetWriter
-from autolabel.detections import apply_class_thresholds, nms, validate_soft_scores
-from autolabel.errors import ConfigError, SourceError, TeacherError
-from autolabel.ontology import Ontology, load_ontology
-from autolabel.progress import ProgressBar
+from autolabel.core.detections import apply_class_thresholds, nms, validate_soft_scores
+from autolabel.core.errors import ConfigError, SourceError, TeacherError
+from autolabel.core.ontology import Ontology, load_ontology
+from autolabel.core.progress import ProgressBar
+from autolabel.data.dataset import DatasetLock, DatasetWriter
 from autolabel.sources import Frame, SourceConfig, SourceReport, estimate_total_frames, iter_frames
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class LabelConfig:
             let through, and a batch that reaches the budget is handed over early (smaller).
             With ``engine="ray"`` the same bound holds in each worker.
         engine: ``local`` (this process: a decode thread and the teacher) or ``ray`` (a Ray cluster: images
-            and 60-s video blocks spread over teacher workers; the same dataset, see :mod:`autolabel.label_ray`).
+            and 60-s video blocks spread over teacher workers; the same dataset, see :mod:`autolabel.labeling.ray_engine`).
         address: ``ray`` engine: the cluster to join (``auto``, ``ray://HOST:PORT``, ``HOST:PORT``); ``None``
             starts a local Ray on this machine (or uses the one this process already joined).
         workers: ``ray`` engine: teacher workers (one teacher each); ``None``: as many as the cluster's CPUs
@@ -340,12 +340,12 @@ def label(
     # fails fast, with one line, on missing or empty sources (before loading a large teacher)
     total = estimate_total_frames(sources, config.sources)
     if config.engine == "ray":
-        from autolabel.label_ray import import_ray
+        from autolabel.labeling.ray_engine import import_ray
 
         import_ray()  # one line naming the extra to install, before anything is written
     with DatasetLock(out) as lock:  # a second run on this folder fails here, before loading a teacher
         if config.engine == "ray":
-            from autolabel.label_ray import label_on_ray
+            from autolabel.labeling.ray_engine import label_on_ray
 
             summary = label_on_ray(sources, onto, teacher, out, config, report, total, lock)
         else:

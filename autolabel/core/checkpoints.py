@@ -13,7 +13,7 @@ enables run-time auto-installs. :func:`import_ultralytics` is the one way autola
 off, safe loading on, ``PIL.Image.open`` restored.
 
 Example:
-    >>> from autolabel.checkpoints import load_yolo              # doctest: +SKIP
+    >>> from autolabel.core.checkpoints import load_yolo              # doctest: +SKIP
     >>> model = load_yolo("yolov8n.pt")                          # doctest: +SKIP
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from autolabel.errors import UnsafeCheckpointError, WeightsNotFoundError
+from autolabel.core.errors import UnsafeCheckpointError, WeightsNotFoundError
 
 __all__ = [
     "TRUST_ENV",

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autolabel.errors import ConfigError
+from autolabel.core.errors import ConfigError
 
 __all__ = ["DEFAULTS", "STAGES", "Pipeline", "PipelineResult", "load_pipeline_config"]
 
@@ -196,7 +196,7 @@ def load_pipeline_config(path: str | Path | None = None, overrides: Sequence[str
     cfg["label"]["teacher"] = [t] if isinstance(t, str) else list(t or [])
     if not cfg["label"]["teacher"]:
         raise ConfigError(f"{src}: 'label.teacher' needs at least one NAME[:WEIGHTS]")
-    from autolabel.stages import stage_configs
+    from autolabel.app.stages import stage_configs
 
     stage_configs(cfg)  # every value's type and range, before anything runs
     return cfg
@@ -243,9 +243,9 @@ class Pipeline:
         """Run (or resume) every enabled stage on ``sources`` into the run folder ``out``."""
         import yaml
 
-        from autolabel import stages
-        from autolabel.errors import SourceError
-        from autolabel.ontology import load_ontology
+        from autolabel.app import stages
+        from autolabel.core.errors import SourceError
+        from autolabel.core.ontology import load_ontology
 
         cfg = copy.deepcopy(self.config)
         if ontology is not None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from autolabel.errors import ConfigError
+from autolabel.core.errors import ConfigError
 
 T = TypeVar("T")
 

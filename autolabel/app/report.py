@@ -54,8 +54,8 @@ def _count(pt: str | None, imgsz: int) -> tuple[int | None, int | None]:
     if not pt or not Path(pt).is_file():
         return None, None
     try:
-        from autolabel.checkpoints import load_yolo
         from autolabel.compress.pruning import count_flops_params
+        from autolabel.core.checkpoints import load_yolo
 
         m = load_yolo(pt, what="report").model.float()
         return count_flops_params(m, imgsz)
@@ -73,7 +73,7 @@ def accuracy_rows(run: Path, config: dict[str, Any], art: dict[str, dict[str, An
                "against": "human labels" if config["report"].get("gt") else None}
     gt = config["report"].get("gt")
     if gt and lab.get("dataset"):
-        from autolabel.evaluate import evaluate
+        from autolabel.metrics import evaluate
 
         r = evaluate(lab["dataset"], gt)
         teacher.update({"mAP50-95": round(float(r.map50_95), 5), "mAP50": round(float(r.map50), 5)})
@@ -106,7 +106,7 @@ def accuracy_rows(run: Path, config: dict[str, Any], art: dict[str, dict[str, An
                          "mAP50": r.get("mAP50"), "params": r.get("params", rep["pruned"].get("params")),
                          "flops": r.get("flops", rep["pruned"].get("flops")), "size_mb": _size_mb(pr.get("recovered"))})
     if gt and config["task"] == "detect" and lab.get("dataset"):  # the PyTorch models against the human labels too
-        from autolabel.students.yolo import evaluate_student
+        from autolabel.students.yolo.train import evaluate_student
 
         weights = {"student": tr.get("best"), "pruned +": pr.get("recovered"), "pruned": pr.get("pruned")}  # longest first
         for r in rows:
