@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import numbers
 import os
 import re
 import warnings
@@ -37,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from autolabel.config import SourceConfig
 from autolabel.core.checkpoints import unpatched_image_open
-from autolabel.core.errors import ConfigError, SourceError
+from autolabel.core.errors import SourceError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -91,73 +91,6 @@ _ORIENT_OPS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
     8: lambda a: np.rot90(a, 1),
 }
-
-
-def _real(x: object) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
-
-
-def _positive_real(x: object) -> bool:
-    return _real(x) and float(x) > 0  # type: ignore[arg-type]
-
-
-def _positive_int(x: object) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and int(x) >= 1
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    """How images are decoded and how video is sampled.
-
-    Attributes:
-        video_fps: Sample this many frames per second of video; ``None`` to use ``video_stride``.
-        video_stride: Sample every Nth video frame instead (overrides ``video_fps`` when set).
-        dedup_threshold: Skip a sampled video frame whose 64x36 grayscale thumbnail differs from the last
-            kept frame's by a mean absolute difference below this (0..255 scale); 0 disables.
-        max_pixels: Images with more pixels (W*H, read from the header before decoding) are skipped as
-            "too large", a guard against decompression bombs.
-        max_side: If set, downscale (keeping the aspect ratio) so the longer side is at most this.
-        video_group_seconds: Frames of one video within the same block of this many seconds share a
-            train/val split group, so near-identical neighbours never straddle the split.
-
-    Example:
-        >>> SourceConfig(video_stride=5).video_stride
-        5
-        >>> SourceConfig(video_fps=0)
-        Traceback (most recent call last):
-        ...
-        autolabel.core.errors.ConfigError: video_fps must be a positive number of frames per second or None, got 0
-    """
-
-    video_fps: float | None = 1.0
-    video_stride: int | None = None
-    dedup_threshold: float = 2.0
-    max_pixels: int = 178_956_970
-    max_side: int | None = None
-    video_group_seconds: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.video_fps is not None and not _positive_real(self.video_fps):
-            raise ConfigError(
-                f"video_fps must be a positive number of frames per second or None, got {self.video_fps!r}"
-            )
-        if self.video_stride is not None and not _positive_int(self.video_stride):
-            raise ConfigError(f"video_stride must be an integer >= 1 or None, got {self.video_stride!r}")
-        if self.video_fps is None and self.video_stride is None:
-            raise ConfigError(
-                "set video_fps (frames per second) or video_stride (every Nth frame); both are None"
-            )
-        t = self.dedup_threshold
-        if not (_real(t) and 0 <= t <= 255):
-            raise ConfigError(f"dedup_threshold must be a number in [0, 255] (0 disables), got {t!r}")
-        if not _positive_int(self.max_pixels):
-            raise ConfigError(f"max_pixels must be an integer >= 1, got {self.max_pixels!r}")
-        if self.max_side is not None and not _positive_int(self.max_side):
-            raise ConfigError(f"max_side must be an integer >= 1 or None, got {self.max_side!r}")
-        if not _positive_real(self.video_group_seconds):
-            raise ConfigError(
-                f"video_group_seconds must be a positive number of seconds, got {self.video_group_seconds!r}"
-            )
 
 
 _DEFAULT_CONFIG = SourceConfig()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -232,7 +233,7 @@ def test_uncertain_boxes_go_to_the_sidecar_not_the_labels(tmp_path):
     uncertain_conf are kept as the record's 'uncertain' boxes; the label files are unchanged."""
     truth = fakes.make_square_images(tmp_path / "src", 6)
     strict = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.95}, {"name": "blue", "threshold": 0.5}]})
-    plain = label(tmp_path / "src", strict, "test-squares", tmp_path / "a", CFG).summary
+    plain = label(tmp_path / "src", strict, "test-squares", tmp_path / "a", replace(CFG, uncertain_conf=None)).summary
     cfg = LabelConfig(batch_size=4, progress=False, val_fraction=0.3, uncertain_conf=0.5)
     s = label(tmp_path / "src", strict, "test-squares", tmp_path / "b", cfg).summary
     n_red = sum(b[0] == 0 for t in truth for b in t)
@@ -250,7 +251,8 @@ def test_uncertain_boxes_go_to_the_sidecar_not_the_labels(tmp_path):
     coco = json.loads((tmp_path / "b" / "annotations.coco.json").read_text())
     assert len(coco["annotations"]) == s["boxes"]  # uncertain boxes are not labels
     with pytest.raises(Exception, match="uncertain_conf"):
-        LabelConfig(uncertain_conf=0.0)
+        LabelConfig(uncertain_conf=1.5)
+    assert LabelConfig(uncertain_conf=0.0).uncertain_conf is None  # 0: none (the command line cannot say null)
     # a record whose uncertain fields disagree is reported with one line
     side = tmp_path / "b" / SIDECAR_FILE
     bad = [json.loads(ln) for ln in side.read_text().splitlines()]

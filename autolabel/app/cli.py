@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 
+from autolabel import config
 from autolabel.core.errors import AutolabelError, ConfigError
+from autolabel.core.settings import cli_settings
 
 app = typer.Typer(
     name="autolabel",
@@ -36,46 +38,22 @@ def _parse_map(items: list[str] | None) -> dict[str, str]:
 
 
 @app.command("label")
+@cli_settings(config.LabelConfig, config.SourceConfig)
 def label_cmd(
     sources: Annotated[list[Path], typer.Argument(help="Image files, video files or folders (recursive).")],
     ontology: Annotated[Path, typer.Option("--ontology", "-o", help="Ontology YAML (classes, prompts, thresholds).")],
     teacher: Annotated[list[str], typer.Option("--teacher", "-t", help="NAME[:WEIGHTS]; repeat to ensemble (WBF).")],
     out: Annotated[Path, typer.Option("--out", help="Output dataset folder (resumed if it exists).")],
-    batch_size: Annotated[int, typer.Option(help="Images per teacher forward pass.")] = 8,
-    conf: Annotated[float | None, typer.Option(help="Override every class threshold (e.g. 0.001).")] = None,
-    uncertain_conf: Annotated[float | None, typer.Option(help="Also keep the teacher's boxes from this confidence up to their class threshold, as uncertain (soft-only) boxes in the sidecar, not in the labels (e.g. 0.1).")] = None,
-    val: Annotated[float, typer.Option(help="Fraction of images (video: 60-s blocks) in the val split.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Split seed.")] = 0,
-    agnostic_nms: Annotated[bool, typer.Option(help="Suppress overlapping boxes across classes too.")] = False,
-    agnostic_iou: Annotated[float, typer.Option(help="IoU of the class-agnostic NMS.")] = 0.7,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
-    fps: Annotated[float, typer.Option(help="Video frames sampled per second.")] = 1.0,
-    stride: Annotated[int | None, typer.Option(help="Sample every Nth video frame instead of --fps.")] = None,
-    dedup: Annotated[float, typer.Option(help="Skip video frames this similar to the last kept one (0 = off).")] = 2.0,
-    max_side: Annotated[int | None, typer.Option(help="Downscale images whose longer side exceeds this.")] = None,
-    tta: Annotated[bool, typer.Option(help="Test-time augmentation: horizontal flip, fused by WBF.")] = False,
-    tile: Annotated[int | None, typer.Option(help="Sliced inference with tiles of this size (small objects).")] = None,
-    rescore: Annotated[str | None, typer.Option(help="Re-score box crops with a CLIP teacher (clip[:WEIGHTS]).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete an existing dataset in --out and start over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    engine: Annotated[str, typer.Option(help="local (this process) or ray (a Ray cluster; pip install \"autolabel[ray]\"): the same dataset.")] = "local",
-    address: Annotated[str | None, typer.Option(help="Ray cluster to join: auto, ray://HOST:PORT (default: start a local Ray).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Ray teacher workers (default: as many as the cluster fits).")] = None,
-    gpus_per_worker: Annotated[float, typer.Option(help="GPUs per Ray worker (0.5 = two workers a GPU).")] = 0.0,
-    cpus_per_worker: Annotated[float, typer.Option(help="CPUs per Ray worker.")] = 1.0,
+    *,
+    settings: dict,
 ) -> None:
     """Label SOURCES with a teacher into a YOLO dataset with soft scores (resumable)."""
-    from autolabel.labeling.label import LabelConfig, label
-    from autolabel.sources import SourceConfig
+    from autolabel.labeling.label import label
 
-    cfg = LabelConfig(
-        batch_size=batch_size, val_fraction=val, seed=seed, conf=conf, uncertain_conf=uncertain_conf,
-        agnostic_nms=agnostic_nms, agnostic_iou=agnostic_iou, device=device, tta=tta, tile=tile, rescore=rescore, overwrite=overwrite,
-        progress=not quiet, engine=engine, address=address, workers=workers, gpus_per_worker=gpus_per_worker,
-        cpus_per_worker=cpus_per_worker,
-        sources=SourceConfig(video_fps=None if stride else fps, video_stride=stride, dedup_threshold=dedup,
-                             max_side=max_side),
-    )
+    cfg = config.LabelConfig(**settings[config.LabelConfig], overwrite=overwrite, progress=not quiet,
+                             sources=config.SourceConfig(**settings[config.SourceConfig]))
     res = label(sources, ontology=ontology, teacher=teacher, out=out, config=cfg)
     s = res.summary
     typer.echo(f"labeled {s['images']} images ({s['train']} train / {s['val']} val, "

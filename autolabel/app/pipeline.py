@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autolabel import config
 from autolabel.core.errors import ConfigError
+from autolabel.core.settings import section_defaults
 
 __all__ = ["DEFAULTS", "STAGES", "Pipeline", "PipelineResult", "load_pipeline_config"]
 
@@ -56,26 +58,9 @@ DEFAULTS: dict[str, Any] = {
     "ontology": None,
     "label": {
         "teacher": ["yolo:yolov8n.pt"],  # NAME[:WEIGHTS]; several = WBF ensemble
-        "batch_size": 8,
-        "conf": None,
-        "uncertain_conf": 0.1,  # detect: also keep boxes from 0.1 up to the class threshold (soft-only targets); None = off
-        "val_fraction": 0.2,
-        "seed": 0,
-        "agnostic_nms": False,
-        "tta": False,
-        "tile": None,
-        "rescore": None,
-        "device": "auto",
-        "fps": 1.0,
-        "stride": None,
-        "dedup": 2.0,
-        "max_side": None,
+        # every other key: a setting of LabelConfig / SourceConfig (autolabel/config.py), default and help there
+        **section_defaults(config.LabelConfig, config.SourceConfig),
         "min_confidence": 0.0,  # classify: images below this teacher confidence are left out
-        "engine": "local",  # local | ray (a Ray cluster: pip install "autolabel[ray]"); the same dataset
-        "address": None,  # ray: auto, ray://HOST:PORT; None starts a local Ray
-        "workers": None,  # ray: teacher workers (None: as many as the cluster fits)
-        "gpus_per_worker": 0,
-        "cpus_per_worker": 1,
     },
     "train": {
         "student": "yolov8n.pt",  # detect: YOLO checkpoint / YAML / name; classify: torchvision model name
@@ -202,6 +187,12 @@ def load_pipeline_config(path: str | Path | None = None, overrides: Sequence[str
     return cfg
 
 
+def _changed(cfg: Mapping[str, Any], section: str, exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """The section's values that differ from :data:`DEFAULTS` (what a stage's fingerprint covers)."""
+    base = DEFAULTS[section]
+    return {k: v for k, v in cfg[section].items() if k not in exclude and (k not in base or base[k] != v)}
+
+
 def _fingerprint(*parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -271,15 +262,16 @@ class Pipeline:
                                                         sort_keys=False))
         state = self._read_state(run)
 
+        # A stage's fingerprint holds the values that differ from the defaults, so a new setting (added at its
+        # default) does not re-run stages that finished before it existed.
         prints = {
             # where labeling runs does not change the dataset: switching engines keeps a finished label stage
-            "label": _fingerprint(cfg["task"], {k: v for k, v in cfg["label"].items() if k not in ENGINE_KEYS},
-                                  onto.to_dict(), src_abs),
+            "label": _fingerprint(cfg["task"], _changed(cfg, "label", ENGINE_KEYS), onto.to_dict(), src_abs),
         }
-        prints["train"] = _fingerprint(prints["label"], cfg["train"])
-        prints["prune"] = _fingerprint(prints["train"], cfg["prune"], cfg["train"]["imgsz"])
-        prints["export"] = _fingerprint(prints["prune"], cfg["export"], cfg["train"]["imgsz"])
-        prints["report"] = _fingerprint(prints["export"], cfg["report"])
+        prints["train"] = _fingerprint(prints["label"], _changed(cfg, "train"))
+        prints["prune"] = _fingerprint(prints["train"], _changed(cfg, "prune"), cfg["train"]["imgsz"])
+        prints["export"] = _fingerprint(prints["prune"], _changed(cfg, "export"), cfg["train"]["imgsz"])
+        prints["report"] = _fingerprint(prints["export"], _changed(cfg, "report"))
 
         stage_fns = {
             "label": stages.run_label, "train": stages.run_train, "prune": stages.run_prune,

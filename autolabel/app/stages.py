@@ -13,17 +13,16 @@ Used by :class:`autolabel.app.pipeline.Pipeline`; each adapter is small on purpo
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 import shutil
-import types
-import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from autolabel.core.errors import ConfigError, WeightsNotFoundError
+from autolabel.core.settings import build as _build
+from autolabel.core.settings import check_value as _typed
+from autolabel.core.settings import section_fields
 
 __all__ = ["final_summary", "label_config", "prune_config", "resolve_models", "run_export", "run_label",
            "run_prune", "run_report", "run_train", "stage_configs", "train_config", "export_config"]
@@ -42,127 +41,30 @@ def _done(ctx: dict[str, Any], stage: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _conforms(value: Any, tp: Any) -> bool:
-    """Whether ``value`` (parsed from YAML) fits the type annotation ``tp`` of a config dataclass field."""
-    if tp is Any or tp is typing.Any:
-        return True
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_conforms(value, a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if tp is str:
-        return isinstance(value, str)
-    if tp is Path:
-        return isinstance(value, (str, Path))
-    base = origin or tp
-    if base in (list, tuple, Sequence) or (isinstance(base, type) and issubclass(base, Sequence) and base is not str):
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        return isinstance(value, (list, tuple)) and all(_conforms(v, args[0]) for v in value) if args else \
-            isinstance(value, (list, tuple))
-    if base in (dict, Mapping) or (isinstance(base, type) and issubclass(base, Mapping)):
-        return isinstance(value, Mapping)
-    return isinstance(value, base) if isinstance(base, type) else True
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        parts = [_describe(a) for a in args if a is not type(None)]
-        return " or ".join(dict.fromkeys(parts)) + (" or null" if type(None) in args else "")
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "text", Path: "a path"}
-    if tp in names:
-        return names[tp]
-    base = origin or tp
-    if base in (dict, Mapping) or (isinstance(base, type) and issubclass(base, Mapping)):
-        return "a mapping"
-    if base in (list, tuple, Sequence) or (isinstance(base, type) and issubclass(base, Sequence)):
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        return f"a list of {_describe(args[0])}" if args else "a list"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _build(cls: type, fields: Mapping[str, tuple[str, Any]],
-           extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]] = ()) -> Any:
-    """``cls(**values)`` where ``fields`` maps a dataclass field to (pipeline key, value).
-
-    Every value is checked against the field's annotation first (a wrong type names the pipeline key, what was
-    expected and what was found), then the dataclass checks ranges in ``__post_init__`` (or ``check()``); its
-    message is re-worded with the pipeline keys. ``extra``: fields not set by the user (derived after the
-    type check when a callable).
-    """
-    hints = typing.get_type_hints(cls)
-    for name, (key, value) in fields.items():
-        if not _conforms(value, hints[name]):
-            raise ConfigError(f"{key} must be {_describe(hints[name])}, found {value!r}")
-    kwargs = {name: value for name, (_key, value) in fields.items()}
-    kwargs.update(extra() if callable(extra) else dict(extra))
-    try:
-        obj = cls(**kwargs)
-        check = getattr(obj, "check", None)
-        if callable(check):
-            check()
-    except ConfigError as e:
-        msg = str(e)
-        for name, (key, _value) in sorted(fields.items(), key=lambda kv: -len(kv[0])):
-            msg = re.sub(rf"(?<![\w.]){re.escape(name)}(?![\w])", key, msg)
-        raise ConfigError(msg if any(k in msg for k, _ in fields.values()) else
-                          f"{cls.__name__}: {msg}") from None
-    except (TypeError, ValueError) as e:  # a check the dataclass has no friendly message for
-        raise ConfigError(f"invalid {cls.__name__} settings ({e})") from None
-    return obj
-
-
-def _typed(key: str, value: Any, tp: Any) -> Any:
-    """A pipeline value that no config dataclass holds, checked against ``tp``."""
-    if not _conforms(value, tp):
-        raise ConfigError(f"{key} must be {_describe(tp)}, found {value!r}")
-    return value
-
-
 def _source_config(c: Mapping[str, Any]) -> Any:
-    from autolabel.sources import SourceConfig
+    from autolabel.config import SourceConfig
 
-    stride = c["stride"]
-    return _build(SourceConfig, {
-        "video_fps": ("label.fps", None if stride is not None else c["fps"]),
-        "video_stride": ("label.stride", stride),
-        "dedup_threshold": ("label.dedup", c["dedup"]),
-        "max_side": ("label.max_side", c["max_side"]),
-    })
+    return _build(SourceConfig, section_fields(SourceConfig, c, "label"))
 
 
 def label_config(cfg: Mapping[str, Any], *, resume: bool = False, progress: bool = False) -> Any:
     """The label stage's ``LabelConfig`` (classify: ``ClassLabelConfig``) from the pipeline's ``label`` section."""
     c = cfg["label"]
     src = _source_config(c)
-    common = {"val_fraction": ("label.val_fraction", c["val_fraction"]), "seed": ("label.seed", c["seed"]),
-              "batch_size": ("label.batch_size", c["batch_size"]), "device": ("label.device", c["device"])}
     if cfg["task"] == "classify":
         from autolabel.students.classifier.train import ClassLabelConfig
 
         if c.get("engine", "local") != "local":
             raise ConfigError(f"label.engine {c['engine']!r} labels detection datasets; a classify pipeline "
                               "labels in one process (label.engine: local)")
+        common = {"val_fraction": ("label.val_fraction", c["val_fraction"]), "seed": ("label.seed", c["seed"]),
+                  "batch_size": ("label.batch_size", c["batch_size"]), "device": ("label.device", c["device"])}
         return _build(ClassLabelConfig, {**common, "min_confidence": ("label.min_confidence", c["min_confidence"])},
                       {"sources": src, "overwrite": not resume, "progress": progress})
-    from autolabel.labeling.label import LabelConfig
+    from autolabel.config import LabelConfig
 
-    return _build(LabelConfig, {
-        **common, "conf": ("label.conf", c["conf"]), "uncertain_conf": ("label.uncertain_conf", c["uncertain_conf"]),
-        "agnostic_nms": ("label.agnostic_nms", c["agnostic_nms"]), "tta": ("label.tta", c["tta"]),
-        "tile": ("label.tile", c["tile"]), "rescore": ("label.rescore", c["rescore"]),
-        "engine": ("label.engine", c["engine"]), "address": ("label.address", c["address"]),
-        "workers": ("label.workers", c["workers"]), "gpus_per_worker": ("label.gpus_per_worker", c["gpus_per_worker"]),
-        "cpus_per_worker": ("label.cpus_per_worker", c["cpus_per_worker"]),
-    }, {"sources": src, "overwrite": not resume, "progress": progress})
+    return _build(LabelConfig, section_fields(LabelConfig, c, "label"),
+                  {"sources": src, "overwrite": not resume, "progress": progress})
 
 
 def _temperature(cfg: Mapping[str, Any]) -> Any:

@@ -20,18 +20,19 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autolabel.config import ENGINES, LabelConfig
 from autolabel.core.detections import apply_class_thresholds, nms, validate_soft_scores
 from autolabel.core.errors import ConfigError, SourceError, TeacherError
 from autolabel.core.ontology import Ontology, load_ontology
 from autolabel.core.progress import ProgressBar
 from autolabel.data.dataset import DatasetLock, DatasetWriter
-from autolabel.sources import Frame, SourceConfig, SourceReport, estimate_total_frames, iter_frames
+from autolabel.sources import Frame, SourceReport, estimate_total_frames, iter_frames
 
 if TYPE_CHECKING:
     import supervision as sv
@@ -39,107 +40,6 @@ if TYPE_CHECKING:
     from autolabel.teachers.base import Teacher
 
 __all__ = ["ENGINES", "LabelConfig", "LabelResult", "build_teacher", "label", "postprocess"]
-
-ENGINES = ("local", "ray")
-"""Where labeling runs: this process, or a Ray cluster (``pip install "autolabel[ray]"``)."""
-
-
-@dataclass(frozen=True)
-class LabelConfig:
-    """Settings of the labeling stage.
-
-    Attributes:
-        batch_size: images per teacher forward pass.
-        val_fraction: share of split groups (images, or 60-s blocks of video) put in ``val``.
-        seed: split seed.
-        conf: if set, replaces every class threshold (e.g. 0.001 to score a teacher's mAP).
-        uncertain_conf: also keep the teacher's boxes from this confidence up to their class threshold, as
-            *uncertain* boxes in the sidecar only (not in the label files): soft-label training uses them as
-            soft-only targets (their class target is the teacher's score, not 1) instead of treating those
-            objects as background; hard-label training never sees them. ``None`` keeps no such boxes.
-        agnostic_nms: also suppress overlapping boxes of *different* classes (keeps the most confident).
-        agnostic_iou: IoU of that class-agnostic NMS.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
-        tta: test-time augmentation (horizontal flip) fused with weighted boxes fusion.
-        tta_scales: extra scales for TTA (e.g. ``(0.83, 1.2)``).
-        tile: slice each image into ``tile``-pixel tiles (plus the full image) for small objects.
-        tile_overlap: overlap between tiles (fraction).
-        rescore: a teacher spec (``clip[:weights]``) that re-scores every box's crop over all classes.
-        sources: how images and videos are read (video sampling rate, de-duplication …).
-        preview_count: annotated samples in ``preview.jpg``.
-        overwrite: delete an existing dataset in the output folder first (otherwise resume).
-        progress: draw a progress bar.
-        prefetch: batches decoded ahead of the teacher.
-        prefetch_bytes: most bytes of decoded pixels held between the decoder and the teacher (the batch
-            being decoded, the queued ones and the one the teacher runs on); at least one frame is always
-            let through, and a batch that reaches the budget is handed over early (smaller).
-            With ``engine="ray"`` the same bound holds in each worker.
-        engine: ``local`` (this process: a decode thread and the teacher) or ``ray`` (a Ray cluster: images
-            and 60-s video blocks spread over teacher workers; the same dataset, see :mod:`autolabel.labeling.ray_engine`).
-        address: ``ray`` engine: the cluster to join (``auto``, ``ray://HOST:PORT``, ``HOST:PORT``); ``None``
-            starts a local Ray on this machine (or uses the one this process already joined).
-        workers: ``ray`` engine: teacher workers (one teacher each); ``None``: as many as the cluster's CPUs
-            (or GPUs, with ``gpus_per_worker``) allow.
-        gpus_per_worker: ``ray`` engine: GPUs reserved per worker (0.5 puts two workers on a GPU).
-        cpus_per_worker: ``ray`` engine: CPUs reserved per worker.
-    """
-
-    batch_size: int = 8
-    val_fraction: float = 0.2
-    seed: int = 0
-    conf: float | None = None
-    uncertain_conf: float | None = None
-    agnostic_nms: bool = False
-    agnostic_iou: float = 0.7
-    device: str = "auto"
-    tta: bool = False
-    tta_scales: tuple[float, ...] = ()
-    tile: int | None = None
-    tile_overlap: float = 0.2
-    rescore: str | None = None
-    sources: SourceConfig = field(default_factory=SourceConfig)
-    preview_count: int = 16
-    overwrite: bool = False
-    progress: bool = True
-    prefetch: int = 2
-    prefetch_bytes: int = 1 << 30
-    engine: str = "local"
-    address: str | None = None
-    workers: int | None = None
-    gpus_per_worker: float = 0.0
-    cpus_per_worker: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, found {self.batch_size}")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must be in [0, 1), found {self.val_fraction}")
-        if self.conf is not None and not 0 <= self.conf <= 1:
-            raise ConfigError(f"conf must be between 0 and 1, found {self.conf}")
-        if self.uncertain_conf is not None and not 0 < self.uncertain_conf <= 1:
-            raise ConfigError(f"uncertain_conf must be in (0, 1], found {self.uncertain_conf}")
-        if not 0 < self.agnostic_iou <= 1:
-            raise ConfigError(f"agnostic_iou must be in (0, 1], found {self.agnostic_iou}")
-        if self.tile is not None and self.tile < 32:
-            raise ConfigError(f"tile must be >= 32 pixels, found {self.tile}")
-        if not 0 <= self.tile_overlap < 1:
-            raise ConfigError(f"tile_overlap must be in [0, 1), found {self.tile_overlap}")
-        if self.prefetch < 1:
-            raise ConfigError(f"prefetch must be >= 1, found {self.prefetch}")
-        if isinstance(self.prefetch_bytes, bool) or not isinstance(self.prefetch_bytes, int) or self.prefetch_bytes < 1:
-            raise ConfigError(f"prefetch_bytes must be an integer >= 1, found {self.prefetch_bytes!r}")
-        if self.engine not in ENGINES:
-            raise ConfigError(f"engine must be one of {list(ENGINES)}, found {self.engine!r}")
-        if self.workers is not None and (isinstance(self.workers, bool) or int(self.workers) != self.workers
-                                         or self.workers < 1):
-            raise ConfigError(f"workers must be an integer >= 1 or None, found {self.workers!r}")
-        if not self.gpus_per_worker >= 0:
-            raise ConfigError(f"gpus_per_worker must be >= 0, found {self.gpus_per_worker}")
-        if not self.cpus_per_worker > 0:
-            raise ConfigError(f"cpus_per_worker must be > 0, found {self.cpus_per_worker}")
-        if self.engine == "local" and (self.address is not None or self.workers is not None or self.gpus_per_worker):
-            raise ConfigError("address, workers and gpus_per_worker are settings of engine 'ray'; set engine to 'ray'")
-
 
 @dataclass
 class LabelResult:
