@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,8 +153,16 @@ def load_ground_truth(gt: str | Path) -> _Set:
     return _load_yolo(p)
 
 
-def load_predictions(pred: str | Path, gt_coco: Path | None = None) -> _Set:
-    """Load predictions from an autolabel dataset folder or a COCO results / annotations JSON."""
+def load_predictions(pred: str | Path | Mapping[str, Any], gt_coco: Path | None = None,
+                     names: Sequence[str] | None = None) -> _Set:
+    """Load predictions from an autolabel dataset folder, a COCO results / annotations JSON, or memory.
+
+    In memory, ``pred`` maps an image (its file name stem, as in the ground truth) to detections with
+    ``xyxy``, ``confidence`` and ``class_id`` (a ``supervision.Detections``, an
+    ``autolabel.runtime.Detections``), and ``names`` gives the class names of ``class_id``.
+    """
+    if isinstance(pred, Mapping):
+        return _from_memory(pred, names)
     p = Path(pred)
     if not p.exists():
         raise DatasetError(f"predictions '{pred}' not found (expected an autolabel dataset folder or a COCO JSON)")
@@ -195,21 +203,44 @@ def load_predictions(pred: str | Path, gt_coco: Path | None = None) -> _Set:
     return s
 
 
+def _from_memory(pred: Mapping[str, Any], names: Sequence[str] | None) -> _Set:
+    if names is None:
+        raise ConfigError("evaluate: in-memory predictions need names= (the class names of class_id)")
+    s = _Set(names=list(names))
+    for stem, d in pred.items():
+        try:
+            xyxy, conf, cid = (np.asarray(d.xyxy, float).reshape(-1, 4), np.asarray(d.confidence, float).reshape(-1),
+                               np.asarray(d.class_id, int).reshape(-1))
+        except AttributeError:
+            raise ConfigError(f"evaluate: predictions for '{stem}' are a {type(d).__name__}; expected detections "
+                              "with xyxy, confidence and class_id (supervision.Detections)") from None
+        for (x1, y1, x2, y2), sc, c in zip(xyxy.tolist(), conf.tolist(), cid.tolist()):
+            if not 0 <= c < len(names):
+                raise ConfigError(f"evaluate: class_id {c} of '{stem}' is outside names ({len(names)} classes)")
+            s.boxes.append((str(stem), names[c], [x1, y1, x2 - x1, y2 - y1], float(sc)))
+        s.sizes.setdefault(str(stem), (0, 0))
+    return s
+
+
 def evaluate(
-    pred: str | Path,
+    pred: str | Path | Mapping[str, Any],
     gt: str | Path,
     class_map: Mapping[str, str] | None = None,
     classes: list[str] | None = None,
     images: Collection[str] | None = None,
+    names: Sequence[str] | None = None,
 ) -> EvalResult:
     """COCO mAP of ``pred`` against human labels ``gt``, per class and averaged over scored classes.
 
     Args:
-        pred: autolabel dataset folder, YOLO dataset, or COCO results/annotations JSON.
+        pred: autolabel dataset folder, YOLO dataset, COCO results/annotations JSON, or predictions in memory:
+            ``{image stem: detections}`` (``supervision.Detections`` or ``autolabel.runtime.Detections``)
+            with ``names``, so no file needs writing.
         gt: YOLO dataset folder / data.yaml, or COCO annotations JSON.
         class_map: prediction class name → ground-truth class name, for names that differ.
         classes: ground-truth classes to score (default: those that appear in the ground truth).
         images: score only these ground-truth images (file name stems), e.g. a val split; default all.
+        names: class names of the in-memory detections' ``class_id``.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -222,7 +253,7 @@ def evaluate(
             raise DatasetError(f"none of the {len(set(images))} images to score is in the ground truth '{gt}'")
         g.sizes = {k: v for k, v in g.sizes.items() if k in keep}
         g.boxes = [b for b in g.boxes if b[0] in keep]
-    p = load_predictions(pred, gt_coco=gtp if gtp.suffix == ".json" else None)
+    p = load_predictions(pred, gt_coco=gtp if gtp.suffix == ".json" else None, names=names)
     cmap = dict(class_map or {})
     bad = [k for k in cmap if k not in p.names]
     if bad:

@@ -14,7 +14,7 @@ Example:
     >>> from autolabel.runtime import load_bundle                                  # doctest: +SKIP
     >>> det = load_bundle("bundle/")             # picks model_int8.onnx when present   # doctest: +SKIP
     >>> out = det.predict(rgb)                   # HxWx3 uint8 RGB                       # doctest: +SKIP
-    >>> out.xyxy, out.scores, out.class_ids, [det.names[i] for i in out.class_ids]      # doctest: +SKIP
+    >>> out.xyxy, out.confidence, out.class_id, [det.names[i] for i in out.class_id]   # doctest: +SKIP
 
 Model output contract (YOLOv8 / YOLO11 detection heads as Ultralytics exports them, and SSDLite as
 autolabel exports it): one tensor ``(B, 4 + C, A)``: per anchor ``cx, cy, w, h`` in input-tensor pixels,
@@ -61,15 +61,26 @@ class BundleError(_BundleErrorBase):
 
 @dataclass
 class Detections:
-    """Detections of one image, in original-image pixels."""
+    """Detections of one image, in original-image pixels; the field names of ``supervision.Detections``.
+
+    ``scores`` and ``class_ids`` are the older names of ``confidence`` and ``class_id`` (still readable).
+    """
 
     xyxy: np.ndarray  # (N, 4) float32
-    scores: np.ndarray  # (N,) float32
-    class_ids: np.ndarray  # (N,) int64
+    confidence: np.ndarray  # (N,) float32
+    class_id: np.ndarray  # (N,) int64
     class_scores: np.ndarray  # (N, C) float32: every class's score of each box (the student's soft output)
 
     def __len__(self) -> int:
-        return len(self.scores)
+        return len(self.confidence)
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.confidence
+
+    @property
+    def class_ids(self) -> np.ndarray:
+        return self.class_id
 
 
 def _resize(image: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -509,7 +520,7 @@ def _main(argv: list[str] | None = None) -> int:
             continue
         d = det.predict(read_image(p), conf=a.conf)
         ms = (time.perf_counter() - t0) * 1000
-        items = [f"{det.names[c]} {s:.2f} [{', '.join(f'{v:.0f}' for v in b)}]" for b, s, c in zip(d.xyxy, d.scores, d.class_ids)]
+        items = [f"{det.names[c]} {s:.2f} [{', '.join(f'{v:.0f}' for v in b)}]" for b, s, c in zip(d.xyxy, d.confidence, d.class_id)]
         print(f"{p}: {len(d)} detections in {ms:.0f} ms" + ("".join(f"\n  {t}" for t in items)))
     return 0
 

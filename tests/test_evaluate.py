@@ -101,3 +101,24 @@ def test_images_restrict_the_ground_truth(tmp_path):
     assert split.map50 == pytest.approx(1.0) and full.map50 < 0.6 and split.images == 1
     with pytest.raises(DatasetError, match="none of the 1 images"):
         evaluate(tmp_path / "pred.json", tmp_path / "gt.json", images=["zzz"])
+
+
+def test_in_memory_detections_score_like_the_json_file(tmp_path):
+    """evaluate() takes supervision / runtime detections directly: the same numbers as the JSON route."""
+    import numpy as np
+    import supervision as sv
+
+    from autolabel.runtime import Detections
+
+    gt = _yolo_gt(tmp_path / "gt", {"a": [(0, 10, 10, 60, 90)], "b": [(1, 100, 20, 180, 80)]})
+    as_file = evaluate(_results(tmp_path / "s.json", [("a", 0, [20, 10, 50, 80], 0.9)]), gt)
+    mem = {"a": sv.Detections(xyxy=np.array([[20, 10, 70, 90]], float), confidence=np.array([0.9]),
+                              class_id=np.array([0])),
+           "b": Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, int),
+                           np.zeros((0, 2), np.float32))}
+    r = evaluate(mem, gt, names=["person", "car"])
+    assert r.to_dict() == as_file.to_dict() and r.per_class["person"]["map50_95"] == pytest.approx(0.4, abs=1e-6)
+    with pytest.raises(ConfigError, match="names="):
+        evaluate(mem, gt)
+    with pytest.raises(ConfigError, match="outside names"):
+        evaluate(mem, gt, names=["person"][:0])

@@ -230,3 +230,12 @@ def test_the_bundles_own_runtime_copy_refuses_too(make_bundle, tmp_path):
     (b / "bundle.json").write_text(json.dumps(meta))
     proc = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=120, cwd=b, env=env)
     assert proc.returncode == 0 and "detections" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_runtime_detections_use_supervision_names_and_keep_the_old_ones():
+    from autolabel.runtime import Detections
+
+    d = Detections(np.zeros((2, 4), np.float32), np.array([0.9, 0.4], np.float32), np.array([1, 0]),
+                   np.zeros((2, 2), np.float32))
+    assert len(d) == 2 and d.confidence is d.scores and d.class_id is d.class_ids
+    assert d.class_id.tolist() == [1, 0]
