@@ -1,5 +1,9 @@
 """Finding model weights: local files, ``AUTOLABEL_WEIGHTS_DIR``, Ultralytics names and Hugging Face ids.
 
+The one place that turns a weights name or path into something to load: :func:`ultralytics_weights` (a
+``.pt`` file; :func:`find_ultralytics_weights` checks without downloading) and :func:`hf_from_pretrained`
+(a Hugging Face model or processor). Loading a ``.pt`` safely is :mod:`autolabel.core.checkpoints`' job.
+
 On a connected machine Ultralytics names (``yolov8n.pt``) and Hugging Face ids
 (``IDEA-Research/grounding-dino-tiny``) download through their libraries' own caches and progress bars.
 Offline, or when a file is missing, one :class:`~autolabel.core.errors.WeightsNotFoundError` line says where the
@@ -14,9 +18,22 @@ from typing import Any
 
 from autolabel.core.errors import ConfigError, WeightsNotFoundError
 
-__all__ = ["WEIGHTS_ENV", "hf_from_pretrained", "resolve_device", "resolve_local_weights", "weights_dir"]
+__all__ = [
+    "WEIGHTS_ENV",
+    "find_ultralytics_weights",
+    "hf_from_pretrained",
+    "looked_in",
+    "resolve_device",
+    "resolve_local_weights",
+    "ultralytics_hint",
+    "ultralytics_offline",
+    "ultralytics_weights",
+    "weights_dir",
+]
 
 WEIGHTS_ENV = "AUTOLABEL_WEIGHTS_DIR"
+
+_TRUE = {"1", "true", "yes", "on"}
 
 
 def weights_dir() -> Path | None:
@@ -67,6 +84,95 @@ def looked_in(spec: str) -> str:
     places.append(f"${WEIGHTS_ENV} ({wd})" if wd else f"${WEIGHTS_ENV} (unset)")
     places.append(str(_ultralytics_weights_dir()))
     return ", ".join(places)
+
+
+def ultralytics_offline() -> str | None:
+    """Why Ultralytics cannot download weights now, or ``None`` when it may.
+
+    Offline means ``YOLO_OFFLINE`` is set, or Ultralytics found no network when it was imported (its
+    ``ONLINE``, which a test may patch).
+    """
+    if os.environ.get("YOLO_OFFLINE", "").strip().lower() in _TRUE:
+        return "YOLO_OFFLINE is set"
+    try:
+        from autolabel.core.checkpoints import import_ultralytics
+
+        utils = import_ultralytics().utils
+    except Exception:  # ultralytics missing: the download itself will say so
+        return None
+    return None if getattr(utils, "ONLINE", True) else "no network"
+
+
+def ultralytics_hint(spec: str, option: str) -> str:
+    """How to get a missing Ultralytics checkpoint: download it, or pass a local file with ``option``.
+
+    ``option`` is how a local file is passed: ``"--teacher yolo:"`` (the path follows the colon) or
+    ``"--student"`` (the path follows a space).
+
+    >>> ultralytics_hint("yolov8n.pt", "--student").split(": ")[-1]
+    '--student /path/to/yolov8n.pt (or set AUTOLABEL_WEIGHTS_DIR)'
+    """
+    joiner = "" if option.endswith((":", "=")) else " "
+    return (
+        f"download it on a connected machine (Ultralytics fetches '{spec}' by name) or pass a local file: "
+        f"{option}{joiner}/path/to/{os.path.basename(spec)} (or set {WEIGHTS_ENV})"
+    )
+
+
+def find_ultralytics_weights(spec: str, what: str, hint: str) -> Path | None:
+    """The local file of an Ultralytics checkpoint, or ``None`` when Ultralytics may still download it by name.
+
+    ``spec`` is a path or an Ultralytics asset name (``yolov8n.pt``), looked for with
+    :func:`resolve_local_weights`. Use this to check up front without downloading;
+    :func:`ultralytics_weights` also downloads.
+
+    Args:
+        spec: the path or name.
+        what: who wants it, the start of the error: ``"teacher 'yolo':"``, ``"student"``.
+        hint: what to do about it, the end of the error (e.g. :func:`ultralytics_hint`).
+
+    Raises:
+        WeightsNotFoundError: not here and not to be downloaded: offline (:func:`ultralytics_offline`), a
+            path rather than a name, or a name that is no ``.pt`` file.
+    """
+    local = resolve_local_weights(spec)
+    if local is not None:
+        return local
+    downloadable = len(Path(spec).parts) == 1 and not spec.startswith((".", "~")) and spec.endswith(".pt")
+    offline = ultralytics_offline() if downloadable else None
+    if not downloadable or offline:
+        why = f" (offline: {offline})" if offline else ""
+        raise WeightsNotFoundError(f"{what} weights '{spec}' not found{why} (looked in {looked_in(spec)}); {hint}")
+    return None
+
+
+def ultralytics_weights(spec: str, what: str, hint: str) -> Path:
+    """The local file of an Ultralytics checkpoint; online, an asset name is downloaded as ``YOLO(name)`` does.
+
+    Arguments as :func:`find_ultralytics_weights`.
+
+    Raises:
+        WeightsNotFoundError: not found and not downloadable, or the download failed.
+
+    Example:
+        >>> ultralytics_weights("yolov8n.pt", "student", ultralytics_hint("yolov8n.pt", "--student"))  # doctest: +SKIP
+        PosixPath('/work/shared/weights/yolov8n.pt')
+    """
+    local = find_ultralytics_weights(spec, what, hint)
+    if local is not None:
+        return local
+    try:
+        from ultralytics.utils.downloads import attempt_download_asset
+
+        got = Path(attempt_download_asset(spec))
+        if not got.is_file():
+            raise FileNotFoundError(spec)
+    except Exception as e:  # network errors come in many types
+        raise WeightsNotFoundError(
+            f"{what} weights '{spec}' not found locally ({looked_in(spec)}) and the download failed "
+            f"({type(e).__name__}); {hint}"
+        ) from None
+    return got
 
 
 def hf_from_pretrained(cls: Any, name_or_path: str, teacher: str, **kwargs: Any) -> Any:
