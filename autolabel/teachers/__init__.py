@@ -7,16 +7,35 @@ importing this package stays fast.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from autolabel.core.errors import ConfigError
 from autolabel.core.ontology import Ontology
 from autolabel.core.registry import Registry, RegistryEntry
 from autolabel.teachers.base import Teacher
 
-__all__ = ["TEACHERS", "Teacher", "create_teacher", "list_teachers", "parse_teacher_spec"]
+__all__ = ["TEACHERS", "Teacher", "create_teacher", "list_teachers", "parse_teacher_spec", "register_teacher"]
 
 TEACHERS: Registry[type[Teacher]] = Registry("teacher")
+
+T = TypeVar("T", bound=type[Teacher])
+
+
+def register_teacher(help: str) -> Callable[[T], T]:
+    """Class decorator: register a teacher under its ``name``, with its ``default_weights`` (each said once).
+
+    Example:
+        >>> @register_teacher("a teacher that sees nothing")   # doctest: +SKIP
+        ... class Blind(Teacher):
+        ...     name = "blind"
+        ...     def predict(self, images): return [empty_detections(self.num_classes) for _ in images]
+    """
+
+    def deco(cls: T) -> T:
+        return TEACHERS.register(cls.name, help=help, default_weights=cls.default_weights)(cls)
+
+    return deco
 
 
 def parse_teacher_spec(spec: str) -> tuple[str, str | None]:

@@ -47,7 +47,7 @@ import numpy as np
 from autolabel.core.detections import SOFT_SCORES, empty_detections, make_detections
 from autolabel.core.errors import ConfigError
 from autolabel.core.ontology import Ontology
-from autolabel.teachers import TEACHERS, create_teacher
+from autolabel.teachers import create_teacher, register_teacher
 from autolabel.teachers.base import Teacher
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ def weighted_boxes_fusion(
     )
 
 
-@TEACHERS.register("ensemble", help="fuse several teachers with weighted boxes fusion")
+@register_teacher("fuse several teachers with weighted boxes fusion")
 class EnsembleTeacher(Teacher):
     """Several teachers on the same images, their boxes fused per image with :func:`weighted_boxes_fusion`.
 
