@@ -16,25 +16,25 @@ Example:
 
 from __future__ import annotations
 
-import os
 import warnings
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from autolabel.core.detections import make_detections
-from autolabel.core.errors import TeacherError, WeightsNotFoundError
+from autolabel.core.errors import TeacherError
 from autolabel.core.ontology import Ontology
-from autolabel.core.weights import looked_in, resolve_device, resolve_local_weights
-from autolabel.teachers import TEACHERS
+from autolabel.core.weights import resolve_device, ultralytics_hint, ultralytics_weights
+from autolabel.teachers import register_teacher
 from autolabel.teachers.base import Teacher
 
 if TYPE_CHECKING:
     import supervision as sv
     import torch
 
-__all__ = ["YoloTeacher", "load_ultralytics", "predict_yolo", "yolo_candidates"]
+__all__ = ["UltralyticsTeacher", "YoloTeacher", "load_ultralytics", "predict_yolo", "yolo_candidates"]
 
 
 def load_ultralytics(spec: str, teacher: str) -> Any:
@@ -43,28 +43,10 @@ def load_ultralytics(spec: str, teacher: str) -> Any:
     Raises:
         WeightsNotFoundError: offline and not found locally, or the file is not an Ultralytics checkpoint.
     """
-    from autolabel.core.checkpoints import import_ultralytics, load_yolo
+    from autolabel.core.checkpoints import load_yolo
 
-    import_ultralytics()
-    from ultralytics import YOLO
-
-    local = resolve_local_weights(spec)
-    if local is None:
-        offline = os.environ.get("YOLO_OFFLINE", "").lower() in {"1", "true", "yes"}
-        hint = (
-            f"download it on a connected machine (Ultralytics fetches '{spec}' by name) or pass a local "
-            f"file: --teacher {teacher}:/path/to/{os.path.basename(spec)} (or set AUTOLABEL_WEIGHTS_DIR)"
-        )
-        if offline or os.sep in spec or not spec.endswith(".pt"):
-            raise WeightsNotFoundError(f"teacher '{teacher}': weights '{spec}' not found (looked in {looked_in(spec)}); {hint}")
-        try:
-            return YOLO(spec)
-        except Exception as e:  # network errors come in many types
-            raise WeightsNotFoundError(
-                f"teacher '{teacher}': weights '{spec}' not found locally ({looked_in(spec)}) and the download "
-                f"failed ({type(e).__name__}); {hint}"
-            ) from None
-    return load_yolo(local, what=f"teacher '{teacher}'")
+    path = ultralytics_weights(spec, f"teacher '{teacher}':", ultralytics_hint(spec, f"--teacher {teacher}:"))
+    return load_yolo(path, what=f"teacher '{teacher}'")
 
 
 def letterbox_batch(
@@ -131,71 +113,85 @@ def yolo_candidates(
     return out
 
 
-@TEACHERS.register(
-    "yolo",
-    help="closed-set Ultralytics detector (e.g. a COCO YOLO), class names mapped to the ontology",
-    default_weights="yolov8n.pt",
-)
-class YoloTeacher(Teacher):
-    """Closed-set teacher over an Ultralytics detection checkpoint.
+class UltralyticsTeacher(Teacher):
+    """A teacher over an Ultralytics detection network whose raw output keeps every class score.
+
+    Shared by :class:`YoloTeacher` and :class:`~autolabel.teachers.yolo_world.YoloWorldTeacher`: they load
+    the network (:meth:`_load`); this class letterboxes each batch, runs it and keeps the full soft rows
+    (:func:`predict_yolo`).
 
     Args:
-        ontology: the classes; each maps to model classes through ``aliases`` (or its name/prompts).
-        weights: checkpoint path or Ultralytics name (default ``yolov8n.pt``).
+        ontology, weights, device, min_score, batch_size: see :class:`~autolabel.teachers.base.Teacher`.
         imgsz: inference size (square letterbox).
         iou: NMS IoU between boxes of the same class.
         max_det: most boxes per image.
     """
 
+    half: bool = False
+    """Run the network in fp16 (set by :meth:`_load`)."""
+
+    def __init__(self, ontology: Ontology, *args: Any, imgsz: int = 640, iou: float = 0.7, max_det: int = 300,
+                 **kwargs: Any) -> None:
+        super().__init__(ontology, *args, **kwargs)
+        self.imgsz, self.iou, self.max_det = int(imgsz), float(iou), int(max_det)
+        self.device = resolve_device(self.device_spec)
+        self.model, self.class_map = self._load()
+        self.stride = int(max(getattr(self.model, "stride", [32])))
+
+    @abstractmethod
+    def _load(self) -> tuple[Any, np.ndarray]:
+        """The torch network on ``self.device`` in eval mode, and the ontology class of each of its score
+        columns (-1: none)."""
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        out: list[sv.Detections] = []
+        for start in range(0, len(images), self.batch_size):
+            out += predict_yolo(
+                self.model, images[start : start + self.batch_size], self.imgsz, self.device, self.half,
+                self.class_map, self.num_classes, self.min_score, self.iou, self.max_det,
+            )
+        return out
+
+
+@register_teacher("closed-set Ultralytics detector (e.g. a COCO YOLO), class names mapped to the ontology")
+class YoloTeacher(UltralyticsTeacher):
+    """Closed-set teacher over an Ultralytics detection checkpoint.
+
+    Args:
+        ontology: the classes; each maps to model classes through ``aliases`` (or its name/prompts).
+        weights: checkpoint path or Ultralytics name (default ``yolov8n.pt``).
+        device, min_score, batch_size, imgsz, iou, max_det: see :class:`UltralyticsTeacher`.
+    """
+
     name = "yolo"
     default_weights = "yolov8n.pt"
 
-    def __init__(
-        self,
-        ontology: Ontology,
-        weights: str | None = None,
-        device: str = "auto",
-        min_score: float | None = None,
-        batch_size: int = 8,
-        imgsz: int = 640,
-        iou: float = 0.7,
-        max_det: int = 300,
-    ) -> None:
-        super().__init__(ontology, weights, device, min_score, batch_size)
-        self.imgsz, self.iou, self.max_det = int(imgsz), float(iou), int(max_det)
-        self.device = resolve_device(device)
+    def _load(self) -> tuple[Any, np.ndarray]:
         self._yolo = load_ultralytics(str(self.weights), self.name)
         if getattr(self._yolo, "task", "detect") != "detect":
             raise TeacherError(f"teacher 'yolo': '{self.weights}' is a {self._yolo.task} model; expected a detection model")
         self.model_names: dict[int, str] = dict(self._yolo.names)
-        mapping = ontology.map_model_classes(self.model_names)
+        mapping = self.ontology.map_model_classes(self.model_names)
         if not mapping:
             raise TeacherError(
-                f"teacher 'yolo': none of the ontology classes {ontology.names} matches a class of "
+                f"teacher 'yolo': none of the ontology classes {self.ontology.names} matches a class of "
                 f"'{self.weights}' (its classes include {list(self.model_names.values())[:8]}...); add "
                 "'aliases' to the ontology classes"
             )
-        self.class_map = np.full(len(self.model_names), -1, dtype=int)
+        class_map = np.full(len(self.model_names), -1, dtype=int)
         for mid, cid in mapping.items():
-            self.class_map[mid] = cid
-        self.unmapped = [c for i, c in enumerate(ontology.names) if i not in set(mapping.values())]
+            class_map[mid] = cid
+        self.unmapped = [c for i, c in enumerate(self.ontology.names) if i not in set(mapping.values())]
         if self.unmapped:
             warnings.warn(
                 f"teacher 'yolo': ontology classes {self.unmapped} have no class in '{self.weights}'; "
                 "they will never be labeled by this teacher",
-                stacklevel=2,
+                stacklevel=3,  # the caller of the constructor
             )
         self.half = self.device.startswith("cuda")
         model = self._yolo.model
         model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
-        self.model = (model.half() if self.half else model.float()).to(self.device).eval()
-        self.stride = int(max(getattr(self.model, "stride", [32])))
-
-    def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
-        return predict_yolo(
-            self.model, images, self.imgsz, self.device, self.half, self.class_map, self.num_classes,
-            self.min_score, self.iou, self.max_det,
-        )
+        return (model.half() if self.half else model.float()).to(self.device).eval(), class_map
 
 
 def predict_yolo(
@@ -210,7 +206,8 @@ def predict_yolo(
     iou: float,
     max_det: int,
 ) -> list[sv.Detections]:
-    """Letterbox a batch, run an Ultralytics detection network, keep full soft rows (shared by YOLO-World)."""
+    """Letterbox a batch, run an Ultralytics detection network, keep full soft rows (one batch of
+    :meth:`UltralyticsTeacher.predict`)."""
     import torch
 
     if not len(images):

@@ -12,8 +12,8 @@ Ultralytics' predictor only returns the argmax class of each box. To keep the fu
 class score reaches ``min_score``, applies class-aware NMS (``torchvision.ops.batched_nms``) and gathers the
 score rows of the kept anchors.
 
-Weights: a local ``.pt`` (looked for with :func:`~autolabel.core.weights.resolve_local_weights`), or an
-Ultralytics name that Ultralytics downloads when online. ``set_classes`` also needs CLIP ViT-B/32 as text
+Weights: a local ``.pt`` or an Ultralytics name that Ultralytics downloads when online (both through
+:func:`~autolabel.core.weights.ultralytics_weights`). ``set_classes`` also needs CLIP ViT-B/32 as text
 encoder (the ``clip`` package and ``ViT-B-32.pt`` in Ultralytics' weights folder); offline, a missing encoder
 raises one :class:`~autolabel.core.errors.WeightsNotFoundError` line saying what to provide. Nothing is ever
 pip-installed: Ultralytics' auto-install is switched off while the encoder loads.
@@ -27,21 +27,17 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from autolabel.core.errors import TeacherError, WeightsNotFoundError
-from autolabel.core.ontology import Ontology
-from autolabel.core.weights import looked_in, resolve_device, resolve_local_weights
-from autolabel.teachers import TEACHERS
-from autolabel.teachers.base import Teacher
-
-if TYPE_CHECKING:
-    import supervision as sv
+from autolabel.core.weights import resolve_local_weights, ultralytics_hint, ultralytics_weights
+from autolabel.teachers import register_teacher
+from autolabel.teachers.yolo import UltralyticsTeacher
 
 __all__ = ["YoloWorldTeacher"]
 
@@ -64,22 +60,16 @@ def _no_autoinstall() -> Iterator[None]:
         checks.AUTOINSTALL = old
 
 
-@TEACHERS.register(
-    "yolo-world",
-    help="YOLO-World open-vocabulary detector (Ultralytics); every prompt is a class",
-    default_weights="yolov8s-worldv2.pt",
-)
-class YoloWorldTeacher(Teacher):
+@register_teacher("YOLO-World open-vocabulary detector (Ultralytics); every prompt is a class")
+class YoloWorldTeacher(UltralyticsTeacher):
     """Open-vocabulary YOLO-World teacher with per-class soft scores.
 
     Args:
         ontology: the classes; all their prompts become YOLO-World classes.
         weights: a local ``*-world*.pt`` file or an Ultralytics name (default ``yolov8s-worldv2.pt``); a model
             ``.yaml`` builds the architecture with random weights (tests only).
-        device, min_score, batch_size: see :class:`~autolabel.teachers.base.Teacher`.
-        imgsz: square letterbox size of the forward pass.
-        iou: IoU of the class-aware NMS.
-        max_det: most boxes kept per image.
+        device, min_score, batch_size, imgsz, iou, max_det: see
+            :class:`~autolabel.teachers.yolo.UltralyticsTeacher`; the network runs in fp32.
 
     Example:
         >>> t = YoloWorldTeacher(onto, weights="yolov8s-worldv2.pt", device="cpu")  # doctest: +SKIP
@@ -88,27 +78,9 @@ class YoloWorldTeacher(Teacher):
     name = "yolo-world"
     default_weights = "yolov8s-worldv2.pt"
 
-    def __init__(
-        self,
-        ontology: Ontology,
-        weights: str | None = None,
-        device: str = "auto",
-        min_score: float | None = None,
-        batch_size: int = 8,
-        imgsz: int = 640,
-        iou: float = 0.7,
-        max_det: int = 300,
-    ) -> None:
-        super().__init__(ontology, weights=weights, device=device, min_score=min_score, batch_size=batch_size)
-        self.imgsz = int(imgsz)
-        self.iou = float(iou)
-        self.max_det = int(max_det)
-        self.device = resolve_device(device)
-        self._model = self._load()
-
-    # -- loading ------------------------------------------------------------------------------
-    def _load(self) -> Any:
-        """Load the checkpoint, set the prompts as classes and return the torch ``WorldModel`` in eval mode."""
+    def _load(self) -> tuple[Any, np.ndarray]:
+        """Load the checkpoint, set the prompts as classes; the torch ``WorldModel`` in eval mode and the
+        ontology class of each prompt column."""
         import torch
 
         from autolabel.core.checkpoints import import_ultralytics
@@ -118,26 +90,14 @@ class YoloWorldTeacher(Teacher):
         from ultralytics.nn.tasks import WorldModel
 
         spec = str(self.weights)
-        local = resolve_local_weights(spec)
-        if local is not None:
-            source = str(local)
-        elif spec.endswith((".yaml", ".yml")):  # architecture only (random weights): for tests
-            source = spec
-        else:
-            from ultralytics.utils import ONLINE
-
-            hint = (
-                f"download {Path(spec).name} on a connected machine and pass "
-                f"--teacher yolo-world:/path/{Path(spec).name}"
-            )
-            if len(Path(spec).parts) > 1 or not ONLINE:  # a path that is not there, or nowhere to get it from
-                raise WeightsNotFoundError(
-                    f"teacher 'yolo-world': weights '{spec}' not found (looked in {looked_in(spec)}); {hint}"
-                )
-            source = spec  # an Ultralytics name: let Ultralytics download it into its weights folder
+        if spec.endswith((".yaml", ".yml")):  # architecture only (random weights): for tests
+            source = str(resolve_local_weights(spec) or spec)
+        else:  # a local file, or an Ultralytics name downloaded when online
+            hint = ultralytics_hint(spec, "--teacher yolo-world:")
+            source = str(ultralytics_weights(spec, "teacher 'yolo-world':", hint))
         try:
             model = YOLOWorld(source)
-        except Exception as e:  # download failures, corrupt files
+        except Exception as e:  # corrupt files
             raise WeightsNotFoundError(
                 f"teacher 'yolo-world': could not load '{spec}' ({_first_line(e)}); "
                 f"pass a local file with --teacher yolo-world:/path/yolov8s-worldv2.pt"
@@ -162,22 +122,8 @@ class YoloWorldTeacher(Teacher):
             p.requires_grad_(False)
         # txt_feats is a plain attribute, not a buffer: .to() does not move it, so move it once here.
         net.txt_feats = net.txt_feats.to(self.device, torch.float32)
-        self._stride = int(max(net.stride.max().item(), 32)) if hasattr(net, "stride") else 32
         # Column j of the raw scores is prompt j; this maps it to its ontology class.
-        self._prompt_class = np.asarray(self.ontology.prompt_class)
-        return net
-
-    # -- inference ----------------------------------------------------------------------------
-    def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
-        from autolabel.teachers.yolo import predict_yolo
-
-        out: list[sv.Detections] = []
-        for start in range(0, len(images), self.batch_size):
-            out += predict_yolo(
-                self._model, images[start : start + self.batch_size], self.imgsz, self.device, False,
-                self._prompt_class, self.num_classes, self.min_score, self.iou, self.max_det,
-            )
-        return out
+        return net, np.asarray(self.ontology.prompt_class)
 
 
 def _first_line(e: BaseException) -> str:
