@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from autolabel.core.errors import TeacherError
 from autolabel.core.ontology import Ontology
 
 if TYPE_CHECKING:
     import supervision as sv
 
-__all__ = ["Teacher"]
+__all__ = ["Teacher", "check_images"]
 
 
 class Teacher(ABC):
@@ -43,7 +44,11 @@ class Teacher(ABC):
         min_score: lowest confidence a candidate box may have; defaults to the lowest class threshold.
         batch_size: images per forward pass (the labeling stage passes batches of this size).
 
-    Subclasses set :attr:`name`, may set :attr:`default_weights`, and implement :meth:`predict`.
+    Subclasses set :attr:`name`, may set :attr:`default_weights`, and implement :meth:`predict`. A subclass
+    adds its own options as keyword-only arguments and passes these on, so they are declared here only::
+
+        def __init__(self, ontology, *args, iou=0.7, **kwargs):
+            super().__init__(ontology, *args, **kwargs)
     """
 
     name: ClassVar[str] = "teacher"
@@ -96,3 +101,21 @@ class Teacher(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r}, classes={self.ontology.names})"
+
+
+def check_images(images: Sequence[np.ndarray], teacher: str) -> list[np.ndarray]:
+    """Validate a batch of HxWx3 uint8 RGB arrays (one line per problem).
+
+    >>> check_images([np.zeros((2, 3, 3), np.uint8)], "clip")[0].shape
+    (2, 3, 3)
+    """
+    out = []
+    for i, img in enumerate(images):
+        a = np.asarray(img)
+        if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8 or min(a.shape[:2]) < 1:
+            raise TeacherError(
+                f"teacher '{teacher}': image {i} must be an HxWx3 uint8 RGB array, found shape {a.shape} "
+                f"dtype {a.dtype}"
+            )
+        out.append(a)
+    return out

@@ -40,10 +40,9 @@ import numpy as np
 from autolabel.core.detections import SOFT_SCORES, empty_detections, make_detections
 from autolabel.core.errors import TeacherError
 from autolabel.core.ontology import Ontology
-from autolabel.core.weights import hf_from_pretrained, resolve_device
-from autolabel.teachers import TEACHERS
-from autolabel.teachers.base import Teacher
-from autolabel.teachers.grounding_dino import _check_images
+from autolabel.teachers import register_teacher
+from autolabel.teachers.base import check_images
+from autolabel.teachers.hf import HFTeacher
 
 if TYPE_CHECKING:
     import supervision as sv
@@ -91,23 +90,19 @@ def crop_boxes(image: np.ndarray, xyxy: np.ndarray, context: float = 0.1) -> lis
     return out
 
 
-@TEACHERS.register(
-    "clip",
-    help="CLIP zero-shot classifier (transformers): image-level labels, or re-scores another teacher's boxes",
-    default_weights=DEFAULT_WEIGHTS,
+@register_teacher(
+    "CLIP zero-shot classifier (transformers): image-level labels, or re-scores another teacher's boxes"
 )
-class ClipTeacher(Teacher):
+class ClipTeacher(HFTeacher):
     """CLIP with prompt-ensembled class embeddings.
 
     Args:
         ontology: the classes; every prompt (through every template) describes its class.
-        weights: a Hugging Face id or a folder saved with ``save_pretrained`` (model + processor).
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; fp16 is used on CUDA.
+        weights, device, model, processor: see :class:`~autolabel.teachers.hf.HFTeacher` (fp16 on CUDA).
         min_score: :meth:`predict` returns no box for an image whose top probability is below it.
         batch_size: images (or crops) per forward pass.
         templates: format strings with one ``{}`` for the prompt; ``("{}",)`` uses the prompts verbatim.
         context: crop margin of :meth:`rescore`, a fraction of the box size on each side.
-        model, processor: an already-built ``CLIPModel`` and ``CLIPProcessor`` (see :meth:`from_model`).
 
     Example:
         >>> clip = ClipTeacher(onto, device="cpu")              # doctest: +SKIP
@@ -116,54 +111,17 @@ class ClipTeacher(Teacher):
 
     name = "clip"
     default_weights = DEFAULT_WEIGHTS
+    model_class = "CLIPModel"
 
-    def __init__(
-        self,
-        ontology: Ontology,
-        weights: str | None = None,
-        device: str = "auto",
-        min_score: float | None = None,
-        batch_size: int = 8,
-        *,
-        templates: Sequence[str] = DEFAULT_TEMPLATES,
-        context: float = 0.1,
-        model: Any = None,
-        processor: Any = None,
-    ) -> None:
-        super().__init__(ontology, weights, device, min_score, batch_size)
+    def __init__(self, ontology: Ontology, *args: Any, templates: Sequence[str] = DEFAULT_TEMPLATES,
+                 context: float = 0.1, **kwargs: Any) -> None:
         templates = tuple(templates)
         if not templates or not all(isinstance(t, str) and t.count("{}") == 1 for t in templates):
             raise TeacherError(f"clip: templates must be strings with exactly one '{{}}', found {templates!r}")
         self.templates = templates
         self.context = float(context)
-        if model is None or processor is None:
-            from transformers import AutoProcessor, CLIPModel
-
-            assert self.weights is not None
-            processor = hf_from_pretrained(AutoProcessor, self.weights, self.name)
-            model = hf_from_pretrained(CLIPModel, self.weights, self.name)
-        import torch
-
-        self.device = resolve_device(self.device_spec)
-        # fp16 halves memory and roughly doubles speed on GPUs; CPUs have no fast fp16 kernels
-        self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
-        self.model = model.to(self.device, dtype=self.dtype).eval()
-        self.processor = processor
-        self.image_processor = getattr(processor, "image_processor", processor)
-        self.tokenizer = getattr(processor, "tokenizer", None)
-        if self.tokenizer is None:
-            raise TeacherError("clip: the processor has no tokenizer")
+        super().__init__(ontology, *args, **kwargs)
         self._class_embeds: torch.Tensor | None = None
-
-    @classmethod
-    def from_model(cls, model: Any, processor: Any, ontology: Ontology, **kwargs: Any) -> ClipTeacher:
-        """Wrap an already-built ``CLIPModel`` and processor (tests, custom checkpoints).
-
-        Example:
-            >>> clip = ClipTeacher.from_model(model, processor, onto, device="cpu")  # doctest: +SKIP
-        """
-        kwargs.setdefault("weights", getattr(model, "name_or_path", None) or "in-memory")
-        return cls(ontology, model=model, processor=processor, **kwargs)
 
     # -- text side ----------------------------------------------------------------------------
     @property
@@ -216,7 +174,7 @@ class ClipTeacher(Teacher):
             >>> probs.shape, probs.sum(1)                   # doctest: +SKIP
             ((2, 12), array([1., 1.], dtype=float32))
         """
-        images = _check_images(images, self.name)
+        images = check_images(images, self.name)
         logits = self._logits(images)
         z = logits - logits.max(1, keepdims=True)
         probs = np.exp(z)
@@ -242,12 +200,11 @@ class ClipTeacher(Teacher):
                 chunks.append((scale * img @ text.T).cpu().numpy())
         return np.concatenate(chunks).astype(np.float32)
 
-    def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+    def _predict_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
         """Image-level labels as detections: one whole-image box per image, soft scores = class probabilities.
 
         An image whose top probability is below ``min_score`` gets no box.
         """
-        images = _check_images(images, self.name)
         probs = self.classify(images)
         out = []
         for img, p in zip(images, probs, strict=True):
@@ -280,7 +237,7 @@ class ClipTeacher(Teacher):
         """
         if mode not in ("replace", "multiply"):
             raise TeacherError(f"clip: rescore mode must be 'replace' or 'multiply', found {mode!r}")
-        images = _check_images(images, self.name)
+        images = check_images(images, self.name)
         if len(images) != len(detections_list):
             raise TeacherError(
                 f"clip: rescore got {len(images)} images but {len(detections_list)} detection sets"

@@ -39,9 +39,8 @@ import numpy as np
 from autolabel.core.detections import empty_detections, make_detections
 from autolabel.core.errors import TeacherError
 from autolabel.core.ontology import Ontology
-from autolabel.core.weights import hf_from_pretrained, resolve_device
-from autolabel.teachers import TEACHERS
-from autolabel.teachers.base import Teacher
+from autolabel.teachers import register_teacher
+from autolabel.teachers.hf import HFTeacher, cxcywh_to_xyxy
 
 if TYPE_CHECKING:
     import supervision as sv
@@ -187,24 +186,16 @@ def token_logits_to_class_scores(
     return out
 
 
-@TEACHERS.register(
-    "grounding-dino",
-    help="Grounding DINO open-vocabulary detector (transformers); all prompts packed in one pass",
-    default_weights=DEFAULT_WEIGHTS,
-)
-class GroundingDinoTeacher(Teacher):
+@register_teacher("Grounding DINO open-vocabulary detector (transformers); all prompts packed in one pass")
+class GroundingDinoTeacher(HFTeacher):
     """Grounding DINO zero-shot detector with per-class soft scores.
 
     Args:
         ontology: the classes; every prompt of every class is scored.
-        weights: a Hugging Face id or a folder saved with ``save_pretrained`` (model + processor).
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; fp16 is used on CUDA.
-        min_score: lowest best-class score of a kept box (defaults to the lowest class threshold).
-        batch_size: images per forward pass.
+        weights, device, min_score, batch_size, model, processor: see :class:`~autolabel.teachers.hf.HFTeacher`
+            (fp16 on CUDA; ``min_score`` is the lowest best-class score of a kept box).
         token_reduce: ``"max"`` or ``"mean"`` over a prompt's tokens (see module docs).
         max_detections: most boxes kept per image (highest scores first).
-        model, processor: an already-built ``GroundingDinoForObjectDetection`` and its processor
-            (see :meth:`from_model`); ``weights`` is then only recorded.
 
     Example:
         >>> teacher = GroundingDinoTeacher(onto, device="cpu")     # doctest: +SKIP
@@ -214,57 +205,17 @@ class GroundingDinoTeacher(Teacher):
 
     name = "grounding-dino"
     default_weights = DEFAULT_WEIGHTS
+    model_class = "GroundingDinoForObjectDetection"
 
-    def __init__(
-        self,
-        ontology: Ontology,
-        weights: str | None = None,
-        device: str = "auto",
-        min_score: float | None = None,
-        batch_size: int = 8,
-        *,
-        token_reduce: str = "max",
-        max_detections: int = 300,
-        model: Any = None,
-        processor: Any = None,
-    ) -> None:
-        super().__init__(ontology, weights, device, min_score, batch_size)
+    def __init__(self, ontology: Ontology, *args: Any, token_reduce: str = "max", max_detections: int = 300,
+                 **kwargs: Any) -> None:
         if token_reduce not in ("max", "mean"):
             raise TeacherError(f"grounding-dino: token_reduce must be 'max' or 'mean', found {token_reduce!r}")
         self.token_reduce = token_reduce
         self.max_detections = int(max_detections)
-        if model is None or processor is None:
-            from transformers import AutoProcessor, GroundingDinoForObjectDetection
-
-            assert self.weights is not None
-            processor = hf_from_pretrained(AutoProcessor, self.weights, self.name)
-            model = hf_from_pretrained(GroundingDinoForObjectDetection, self.weights, self.name)
-        self._setup(model, processor)
-
-    @classmethod
-    def from_model(cls, model: Any, processor: Any, ontology: Ontology, **kwargs: Any) -> GroundingDinoTeacher:
-        """Wrap an already-built model and processor (tests, custom checkpoints, fine-tuned models).
-
-        Example:
-            >>> teacher = GroundingDinoTeacher.from_model(model, processor, onto, device="cpu")  # doctest: +SKIP
-        """
-        kwargs.setdefault("weights", getattr(model, "name_or_path", None) or "in-memory")
-        return cls(ontology, model=model, processor=processor, **kwargs)
-
-    # -- setup --------------------------------------------------------------------------------
-    def _setup(self, model: Any, processor: Any) -> None:
-        import torch
-
-        self.device = resolve_device(self.device_spec)
-        # fp16 halves memory and roughly doubles speed on GPUs; CPUs have no fast fp16 kernels
-        self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
-        self.model = model.to(self.device, dtype=self.dtype).eval()
-        self.processor = processor
-        self.image_processor = getattr(processor, "image_processor", processor)
-        tokenizer = getattr(processor, "tokenizer", None)
-        if tokenizer is None:
-            raise TeacherError("grounding-dino: the processor has no tokenizer")
-        max_len = int(getattr(model.config, "max_text_len", 256))
+        super().__init__(ontology, *args, **kwargs)
+        tokenizer = self.tokenizer
+        max_len = int(getattr(self.model.config, "max_text_len", 256))
         # the tokenizer may allow fewer tokens than the model (BERT: 512 > 256); use the smaller
         tok_max = getattr(tokenizer, "model_max_length", None)
         if isinstance(tok_max, int) and 4 <= tok_max < max_len:
@@ -280,14 +231,6 @@ class GroundingDinoTeacher(Teacher):
         self.chunks = pack_prompts(prompt_tokens, self.ontology.prompt_class, max_len, cls_id, sep_id, dot_id)
 
     # -- inference ----------------------------------------------------------------------------
-    def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
-        """Detect every ontology class in a batch of HxWx3 uint8 RGB images (one Detections per image)."""
-        images = _check_images(images, self.name)
-        out: list[sv.Detections] = []
-        for i in range(0, len(images), self.batch_size):
-            out.extend(self._predict_batch(images[i : i + self.batch_size]))
-        return out
-
     def _predict_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
         import torch
 
@@ -330,30 +273,6 @@ class GroundingDinoTeacher(Teacher):
             if len(keep) == 0:
                 results.append(empty_detections(C))
                 continue
-            xyxy = _cxcywh_to_xyxy(boxes_all[b, keep], w, h)
+            xyxy = cxcywh_to_xyxy(boxes_all[b, keep], w, h)
             results.append(make_detections(xyxy, np.clip(soft[keep], 0.0, 1.0)))
         return results
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-def _cxcywh_to_xyxy(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Normalized ``cxcywh`` → pixel ``xyxy`` clipped to the image."""
-    cx, cy, bw, bh = boxes.T
-    xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1) * [width, height, width, height]
-    xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
-    xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
-    return xyxy.astype(np.float32)
-
-
-def _check_images(images: Sequence[np.ndarray], teacher: str) -> list[np.ndarray]:
-    """Validate a batch of HxWx3 uint8 RGB arrays (one line per problem)."""
-    out = []
-    for i, img in enumerate(images):
-        a = np.asarray(img)
-        if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8 or min(a.shape[:2]) < 1:
-            raise TeacherError(
-                f"teacher '{teacher}': image {i} must be an HxWx3 uint8 RGB array, found shape {a.shape} "
-                f"dtype {a.dtype}"
-            )
-        out.append(a)
-    return out

@@ -20,6 +20,7 @@ Example:
     >>> from autolabel.teachers import create_teacher
     >>> teacher = create_teacher("owlv2", ontology=onto, min_score=0.1)   # doctest: +SKIP
     >>> dets = teacher.predict([rgb])[0]                                  # doctest: +SKIP
+    >>> fast = OwlViTTeacher(onto, device="cpu", min_score=0.1)          # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -32,10 +33,8 @@ import numpy as np
 from autolabel.core.detections import empty_detections, make_detections, nms
 from autolabel.core.errors import TeacherError
 from autolabel.core.ontology import Ontology
-from autolabel.core.weights import hf_from_pretrained, resolve_device
-from autolabel.teachers import TEACHERS
-from autolabel.teachers.base import Teacher
-from autolabel.teachers.grounding_dino import _check_images
+from autolabel.teachers import register_teacher
+from autolabel.teachers.hf import HFTeacher, cxcywh_to_xyxy
 
 if TYPE_CHECKING:
     import supervision as sv
@@ -65,73 +64,28 @@ def prompt_scores_to_class_scores(
     return out
 
 
-class _OwlTeacher(Teacher):
-    """Shared OWL-ViT / OWLv2 logic; subclasses name the model and processor classes and the box geometry.
+class _OwlTeacher(HFTeacher):
+    """Shared OWL-ViT / OWLv2 logic; subclasses name the model class and the box geometry.
 
     Args:
         ontology: the classes; every prompt of every class is a text query.
-        weights: a Hugging Face id or a folder saved with ``save_pretrained`` (model + processor).
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; fp16 is used on CUDA.
-        min_score: lowest best-class score of a kept box (defaults to the lowest class threshold).
-        batch_size: images per forward pass.
+        weights, device, min_score, batch_size, model, processor: see :class:`~autolabel.teachers.hf.HFTeacher`
+            (fp16 on CUDA; ``min_score`` is the lowest best-class score of a kept box).
         nms_iou: IoU of the per-class NMS (``None`` or ``>= 1`` disables it).
         max_detections: most boxes kept per image after NMS (highest scores first).
-        model, processor: an already-built model and processor (see :meth:`from_model`).
     """
 
-    _model_class: ClassVar[str]
     _pads_to_square: ClassVar[bool]
 
-    def __init__(
-        self,
-        ontology: Ontology,
-        weights: str | None = None,
-        device: str = "auto",
-        min_score: float | None = None,
-        batch_size: int = 8,
-        *,
-        nms_iou: float | None = 0.5,
-        max_detections: int = 300,
-        model: Any = None,
-        processor: Any = None,
-    ) -> None:
-        super().__init__(ontology, weights, device, min_score, batch_size)
+    def __init__(self, ontology: Ontology, *args: Any, nms_iou: float | None = 0.5, max_detections: int = 300,
+                 **kwargs: Any) -> None:
         self.nms_iou = nms_iou
         self.max_detections = int(max_detections)
-        if model is None or processor is None:
-            import transformers
-
-            assert self.weights is not None
-            processor = hf_from_pretrained(transformers.AutoProcessor, self.weights, self.name)
-            model = hf_from_pretrained(getattr(transformers, self._model_class), self.weights, self.name)
-        self._setup(model, processor)
-
-    @classmethod
-    def from_model(cls, model: Any, processor: Any, ontology: Ontology, **kwargs: Any) -> _OwlTeacher:
-        """Wrap an already-built model and processor (tests, custom checkpoints).
-
-        Example:
-            >>> teacher = OwlV2Teacher.from_model(model, processor, onto, device="cpu")  # doctest: +SKIP
-        """
-        kwargs.setdefault("weights", getattr(model, "name_or_path", None) or "in-memory")
-        return cls(ontology, model=model, processor=processor, **kwargs)
-
-    def _setup(self, model: Any, processor: Any) -> None:
-        import torch
-
-        self.device = resolve_device(self.device_spec)
-        # fp16 halves memory and roughly doubles speed on GPUs; CPUs have no fast fp16 kernels
-        self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
-        self.model = model.to(self.device, dtype=self.dtype).eval()
-        self.processor = processor
-        self.image_processor = getattr(processor, "image_processor", processor)
-        self.tokenizer = getattr(processor, "tokenizer", None)
-        if self.tokenizer is None:
-            raise TeacherError(f"{self.name}: the processor has no tokenizer")
+        super().__init__(ontology, *args, **kwargs)
         # OwlViTForObjectDetection.owlvit / Owlv2ForObjectDetection.owlv2: the CLIP-like dual encoder
-        self._base = getattr(model, "owlv2", None)
+        self._base = getattr(self.model, "owlv2", None)
         if self._base is None:
-            self._base = getattr(model, "owlvit", None)
+            self._base = getattr(self.model, "owlvit", None)
         if self._base is None:
             raise TeacherError(f"{self.name}: expected an OWL-ViT/OWLv2 object detection model")
         self._query_embeds: torch.Tensor | None = None
@@ -159,14 +113,6 @@ class _OwlTeacher(Teacher):
             # transformers >= 5 returns a model output whose pooler_output is projected; 4.x a tensor
             self._query_embeds = getattr(out, "pooler_output", out)
         return self._query_embeds
-
-    def predict(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
-        """Detect every ontology class in a batch of HxWx3 uint8 RGB images (one Detections per image)."""
-        images = _check_images(images, self.name)
-        out: list[sv.Detections] = []
-        for i in range(0, len(images), self.batch_size):
-            out.extend(self._predict_batch(images[i : i + self.batch_size]))
-        return out
 
     def _predict_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
         import torch
@@ -207,51 +153,25 @@ class _OwlTeacher(Teacher):
         return results
 
     def _to_pixels(self, cxcywh: np.ndarray, width: int, height: int) -> np.ndarray:
-        """Normalized ``cxcywh`` → pixel ``xyxy`` of the input image, clipped to it."""
-        cx, cy, bw, bh = cxcywh.T
-        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
-        if self._pads_to_square:
-            side = max(width, height)  # OWLv2 pads bottom/right to a square before resizing
-            xyxy = xyxy * side
-        else:
-            xyxy = xyxy * [width, height, width, height]
-        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
-        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
-        return xyxy.astype(np.float32).reshape(-1, 4)
+        """Normalized ``cxcywh`` → pixel ``xyxy`` of the input image, clipped to it (the box geometry)."""
+        return cxcywh_to_xyxy(cxcywh, width, height, pad_square=self._pads_to_square)
 
 
-@TEACHERS.register(
-    "owlv2",
-    help="OWLv2 open-vocabulary detector (transformers); all prompts in one pass, per-class NMS",
-    default_weights="google/owlv2-base-patch16-ensemble",
-)
+@register_teacher("OWLv2 open-vocabulary detector (transformers); all prompts in one pass, per-class NMS")
 class OwlV2Teacher(_OwlTeacher):
-    """OWLv2 (``Owlv2ForObjectDetection``): images padded to a square, 960 px for the base model.
-
-    Example:
-        >>> teacher = OwlV2Teacher(onto, device="cpu", min_score=0.1)   # doctest: +SKIP
-        >>> dets = teacher.predict([rgb])                                # doctest: +SKIP
-    """
+    """OWLv2 (``Owlv2ForObjectDetection``): images padded to a square, 960 px for the base model."""
 
     name = "owlv2"
     default_weights = "google/owlv2-base-patch16-ensemble"
-    _model_class = "Owlv2ForObjectDetection"
+    model_class = "Owlv2ForObjectDetection"
     _pads_to_square = True
 
 
-@TEACHERS.register(
-    "owlvit",
-    help="OWL-ViT open-vocabulary detector (transformers); faster, weaker than OWLv2",
-    default_weights="google/owlvit-base-patch32",
-)
+@register_teacher("OWL-ViT open-vocabulary detector (transformers); faster, weaker than OWLv2")
 class OwlViTTeacher(_OwlTeacher):
-    """OWL-ViT (``OwlViTForObjectDetection``): images stretched to a square, 768 px for the B/32 model.
-
-    Example:
-        >>> teacher = OwlViTTeacher(onto, device="cpu", min_score=0.1)  # doctest: +SKIP
-    """
+    """OWL-ViT (``OwlViTForObjectDetection``): images stretched to a square, 768 px for the B/32 model."""
 
     name = "owlvit"
     default_weights = "google/owlvit-base-patch32"
-    _model_class = "OwlViTForObjectDetection"
+    model_class = "OwlViTForObjectDetection"
     _pads_to_square = False
