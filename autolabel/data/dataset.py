@@ -18,13 +18,17 @@ Layout of an output folder::
 The sidecar is append-only and is the commit point of each batch: images and label files are written
 (atomically, by rename) first, then the batch's records are appended and fsync'ed. A run killed at any
 moment loses at most the batch in flight; re-opening the folder truncates a torn last line and resumes.
-A corrupt line elsewhere costs only its own record: the writer moves it to ``autolabel.jsonl.corrupt``
-(that image is labeled again) and says so; readers skip it with a warning. One writer at a time: the
+A corrupt line elsewhere (not JSON, or not a valid record: :meth:`Record.from_json`) costs only its own
+record: the writer moves it to ``autolabel.jsonl.corrupt`` (that image is labeled again) and says so;
+readers skip it with a warning, :func:`check_dataset` fails on it. One writer at a time: the
 folder is locked (``.autolabel.lock``) while a run writes it.
+
+The header and the records are typed (:mod:`autolabel.data.record`); files are written with
+:mod:`autolabel.data.jsonl`.
 
 Example:
     >>> for rec in read_records("out/"):          # doctest: +SKIP
-    ...     rec["soft_scores"]                     # (N, C) nested list, rows match labels/…/ID.txt
+    ...     rec.boxes.soft_scores                  # (N, C) scores, rows match labels/…/ID.txt
 """
 
 from __future__ import annotations
@@ -44,6 +48,17 @@ import numpy as np
 from autolabel.core.detections import SOFT_SCORES
 from autolabel.core.errors import DatasetError
 from autolabel.core.ontology import Ontology
+from autolabel.data.jsonl import (
+    BadLine,
+    JsonlAppender,
+    append_jsonl,
+    atomic_open,
+    iter_jsonl,
+    read_json,
+    recover_jsonl,
+    write_atomic,
+)
+from autolabel.data.record import FORMAT_VERSION, META_FILE, SIDECAR_FILE, DatasetMeta, Record
 
 if TYPE_CHECKING:
     import supervision as sv
@@ -54,8 +69,10 @@ __all__ = [
     "FORMAT_VERSION",
     "META_FILE",
     "SIDECAR_FILE",
+    "DatasetMeta",
     "DatasetWriter",
     "EncodedFrame",
+    "Record",
     "assign_split",
     "check_dataset",
     "encode_frame",
@@ -63,10 +80,6 @@ __all__ = [
     "read_records",
 ]
 
-FORMAT_VERSION = 1
-META_FILE = "autolabel.json"
-SIDECAR_FILE = "autolabel.jsonl"
-FORMAT_NAME = "autolabel-dataset"
 LOCK_FILE = ".autolabel.lock"
 CORRUPT_FILE = SIDECAR_FILE + ".corrupt"
 UNITS_FILE = ".autolabel.units"  # work units (video blocks) whose records are all committed: a rerun skips them
@@ -79,8 +92,12 @@ def assign_split(group: str, val_fraction: float, seed: int) -> str:
     return "val" if h < val_fraction else "train"
 
 
-def read_meta(root: str | Path) -> dict[str, Any]:
-    """Read and check the sidecar header ``autolabel.json`` of a labeled dataset."""
+def read_meta(root: str | Path) -> DatasetMeta:
+    """Read and check the sidecar header ``autolabel.json`` of a labeled dataset.
+
+    Raises:
+        DatasetError: the folder or the header is missing, not JSON, not an autolabel header or too new.
+    """
     p = Path(root) / META_FILE
     if not Path(root).is_dir():
         raise DatasetError(f"dataset folder '{root}' not found")
@@ -88,56 +105,34 @@ def read_meta(root: str | Path) -> dict[str, Any]:
         raise DatasetError(
             f"'{root}' has no {META_FILE}; expected a folder written by `autolabel label` (soft-score sidecar)"
         )
-    try:
-        meta = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    if meta.get("format") != FORMAT_NAME:
-        raise DatasetError(f"{p}: not an autolabel dataset header (format={meta.get('format')!r})")
-    if int(meta.get("version", 0)) > FORMAT_VERSION:
-        raise DatasetError(
-            f"{p}: dataset format version {meta.get('version')} is newer than this autolabel supports "
-            f"({FORMAT_VERSION}); upgrade autolabel"
-        )
-    return meta
+    return DatasetMeta.from_json(read_json(p), where=str(p))
 
 
-def _scan_sidecar(path: Path, bad: list[int]) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
-    """``(line number, raw line, record)`` of every valid line; numbers of corrupt lines go to ``bad``.
-
-    A last line without its newline is a torn write of a killed run (never committed): not yielded, not bad.
-    """
-    with path.open("rb") as f:
-        for n, line in enumerate(f, 1):
-            if not line.endswith(b"\n"):
-                break
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:  # JSONDecodeError and UnicodeDecodeError
-                rec = None
-            if isinstance(rec, dict) and isinstance(rec.get("id"), str) and isinstance(rec.get("label"), str):
-                yield n, line, rec
-            else:
-                bad.append(n)
-
-
-def _corrupt_note(path: Path, bad: list[int]) -> str:
-    return f"{path}: {len(bad)} corrupt line(s) skipped (first at line {bad[0]})"
-
-
-def read_records(root: str | Path) -> Iterator[dict[str, Any]]:
-    """Stream the sidecar records (one per labeled image), skipping a torn last line.
-
-    A corrupt line costs only its own record: it is skipped, and once the stream ends one warning says how
-    many were (``autolabel label`` on the same folder repairs it and labels those images again).
-    """
+def _sidecar(root: str | Path) -> Path:
     p = Path(root) / SIDECAR_FILE
     if not p.is_file():
         raise DatasetError(f"'{root}' has no {SIDECAR_FILE}; expected a folder written by `autolabel label`")
-    bad: list[int] = []
-    for _, _, rec in _scan_sidecar(p, bad):
+    return p
+
+
+def _record_parser(num_classes: int | None) -> Any:
+    return lambda d: Record.from_json(d, num_classes=num_classes)
+
+
+def _corrupt_note(path: Path, bad: list[BadLine]) -> str:
+    return f"{path}: {len(bad)} corrupt line(s) skipped (first at line {bad[0].number}): {bad[0].reason}"
+
+
+def read_records(root: str | Path, num_classes: int | None = None) -> Iterator[Record]:
+    """Stream the sidecar records (one per labeled image), skipping a torn last line.
+
+    A line that is not a valid record (:meth:`Record.from_json`; with ``num_classes``, soft-score rows of
+    that many classes) costs only its own record: it is skipped, and once the stream ends one warning says
+    how many were (``autolabel label`` on the same folder repairs it and labels those images again).
+    """
+    p = _sidecar(root)
+    bad: list[BadLine] = []
+    for _, _, rec in iter_jsonl(p, _record_parser(num_classes), bad=bad):
         yield rec
     if bad:
         warnings.warn(
@@ -145,54 +140,29 @@ def read_records(root: str | Path) -> Iterator[dict[str, Any]]:
         )
 
 
-def check_dataset(root: str | Path, num_classes: int | None = None) -> dict[str, Any]:
-    """Validate a labeled dataset (header, sidecar, label files, class count) and return its header.
+def check_dataset(root: str | Path, num_classes: int | None = None) -> DatasetMeta:
+    """Validate a labeled dataset (header, every record, label files, class count) and return its header.
 
     Raises:
         DatasetError: one line naming the first problem found.
     """
     meta = read_meta(root)
-    names = meta.get("names", [])
-    if num_classes is not None and len(names) != num_classes:
-        raise DatasetError(f"'{root}' has {len(names)} classes {names}, expected {num_classes}")
-    side = Path(root) / SIDECAR_FILE
-    if not side.is_file():
-        raise DatasetError(f"'{root}' has no {SIDECAR_FILE}; expected a folder written by `autolabel label`")
-    bad: list[int] = []
+    if num_classes is not None and meta.num_classes != num_classes:
+        raise DatasetError(f"'{root}' has {meta.num_classes} classes {list(meta.names)}, expected {num_classes}")
+    side = _sidecar(root)
+    bad: list[BadLine] = []
     seen: set[str] = set()
-    for i, (line_no, _, rec) in enumerate(_scan_sidecar(side, bad)):
-        if rec["id"] in seen:
-            raise DatasetError(f"{side}: line {line_no}: a second record of image '{rec['id']}'")
-        seen.add(rec["id"])
-        soft = rec.get("soft_scores", [])
-        if len(soft) != len(rec.get("class_id", [])) or any(len(r) != len(names) for r in soft):
-            raise DatasetError(
-                f"{Path(root) / SIDECAR_FILE}: record {i} ({rec.get('id')}) soft scores do not match its "
-                f"boxes × {len(names)} classes"
-            )
-        unc = rec.get("uncertain")
-        if unc is not None:
-            n = len(unc.get("xyxy", []))
-            if any(len(unc.get(k, [])) != n for k in ("class_id", "confidence", "soft_scores")) or any(
-                len(r) != len(names) for r in unc.get("soft_scores", [])
-            ):
-                raise DatasetError(
-                    f"{Path(root) / SIDECAR_FILE}: record {i} ({rec.get('id')}) 'uncertain' boxes, classes, "
-                    f"confidences and soft scores (× {len(names)} classes) do not match"
-                )
-        if not (Path(root) / rec["label"]).is_file():
-            raise DatasetError(f"'{root}': label file {rec['label']} of record {rec.get('id')} is missing")
+    for line_no, _, rec in iter_jsonl(side, _record_parser(meta.num_classes), bad=bad):
+        if rec.id in seen:
+            raise DatasetError(f"{side}: line {line_no}: a second record of image '{rec.id}'")
+        seen.add(rec.id)
+        if not (Path(root) / rec.label).is_file():
+            raise DatasetError(f"'{root}': label file {rec.label} of record {rec.id} is missing")
     if bad:
         raise DatasetError(
             _corrupt_note(side, bad) + f"; run `autolabel label` again with --out {root} to repair it"
         )
     return meta
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class DatasetLock:
@@ -443,22 +413,15 @@ class DatasetWriter:
             (self.root / "images" / split).mkdir(parents=True, exist_ok=True)
             (self.root / "labels" / split).mkdir(parents=True, exist_ok=True)
         if not meta_path.is_file():
-            meta = {
-                "format": FORMAT_NAME,
-                "version": FORMAT_VERSION,
-                "names": self.ontology.names,
-                "ontology": self.ontology.to_dict(),
-                "ontology_fingerprint": self.ontology.fingerprint(),
-                "teacher": self.teacher,
-                "split": {"val_fraction": self.val_fraction, "seed": self.seed, "by": "group"},
-                "config": config or {},
-                "sidecar": SIDECAR_FILE,
-                "soft_scores": (
-                    "per record: soft_scores[i][c] is the teacher's score in [0,1] for class c of box i; "
-                    "box i is line i of the record's label file"
-                ),
-            }
-            _atomic_write_bytes(meta_path, json.dumps(meta, indent=2).encode())
+            meta = DatasetMeta(
+                names=tuple(self.ontology.names),
+                ontology=self.ontology.to_dict(),
+                ontology_fingerprint=self.ontology.fingerprint(),
+                teacher=self.teacher,
+                split={"val_fraction": self.val_fraction, "seed": self.seed, "by": "group"},
+                config=config or {},
+            )
+            write_atomic(meta_path, json.dumps(meta.to_json(), indent=2))
         # id -> (split, source); and (source, frame index) of every labeled input, so an input is found
         # again under a changed id (a source added on resume changes every id's prefix).
         self._records: dict[str, tuple[str, str]] = {}
@@ -466,7 +429,7 @@ class DatasetWriter:
         self.repairs: dict[str, Any] = {}
         self._frames_index: tuple[dict[str, set[int]], dict[str, list[tuple[int, str]]]] | None = None
         self._recover_sidecar()
-        self._sidecar = (self.root / SIDECAR_FILE).open("ab")
+        self._sidecar = JsonlAppender(self.root / SIDECAR_FILE, fsync=True)
 
     @property
     def done(self) -> KeysView[str]:
@@ -479,13 +442,13 @@ class DatasetWriter:
             self._lock = None
 
     # -- resume ---------------------------------------------------------------------------------
-    def _check_resumable(self, meta: dict[str, Any]) -> None:
+    def _check_resumable(self, meta: DatasetMeta) -> None:
         problems = []
-        if meta.get("ontology_fingerprint") != self.ontology.fingerprint() or meta.get("names") != self.ontology.names:
-            problems.append(f"ontology classes {meta.get('names')} (now {self.ontology.names})")
-        if meta.get("teacher") != self.teacher:
-            problems.append(f"teacher '{meta.get('teacher')}' (now '{self.teacher}')")
-        split = meta.get("split", {})
+        if meta.ontology_fingerprint != self.ontology.fingerprint() or list(meta.names) != self.ontology.names:
+            problems.append(f"ontology classes {list(meta.names)} (now {self.ontology.names})")
+        if meta.teacher != self.teacher:
+            problems.append(f"teacher '{meta.teacher}' (now '{self.teacher}')")
+        split = meta.split
         if split.get("val_fraction") != self.val_fraction or split.get("seed") != self.seed:
             problems.append(f"split {split} (now val_fraction={self.val_fraction}, seed={self.seed})")
         if problems:
@@ -497,44 +460,29 @@ class DatasetWriter:
     def _recover_sidecar(self) -> None:
         """Load the committed records; drop a torn last line, move corrupt lines aside, drop duplicates.
 
-        Corrupt lines go to ``autolabel.jsonl.corrupt`` (their images are labeled again); a second record of
+        Corrupt lines (not JSON, or records :meth:`Record.from_json` refuses) go to
+        ``autolabel.jsonl.corrupt`` (their images are labeled again); a second record of
         one id or of one input (left by runs before the folder lock and stable ids) is dropped, keeping the
         first. Anything but a torn last line is reported in ``self.repairs`` and one warning.
         """
         p = self.root / SIDECAR_FILE
-        if not p.exists():
-            p.touch()
-            return
-        bad: list[int] = []
-        dropped = 0
-        kept_bytes = 0
-        tmp = p.with_name(f".{p.name}.tmp")
-        with tmp.open("wb") as out:
-            for _, line, rec in _scan_sidecar(p, bad):
-                key = (str(rec.get("source")), rec.get("frame_index"))
-                split = rec.get("split")
-                if rec["id"] in self._records or key in self._inputs or split not in ("train", "val"):
-                    dropped += 1
-                    continue
-                self._records[rec["id"]] = (split, key[0])
-                self._inputs.add(key)
-                out.write(line)
-                kept_bytes += len(line)
+
+        def keep(rec: Record) -> bool:
+            key = (rec.source, rec.frame_index)
+            if rec.id in self._records or key in self._inputs:
+                return False
+            self._records[rec.id] = (rec.split, rec.source)
+            self._inputs.add(key)
+            return True
+
+        found = recover_jsonl(p, _record_parser(len(self.ontology.names)), keep, self.root / CORRUPT_FILE)
+        bad, dropped = found.bad, found.dropped
         if not bad and not dropped:
-            tmp.unlink()
-            if kept_bytes != p.stat().st_size:  # a torn last line: cut it, nothing else changed
-                with p.open("r+b") as f:
-                    f.truncate(kept_bytes)
             return
-        if bad:
-            wanted = set(bad)
-            with p.open("rb") as f, (self.root / CORRUPT_FILE).open("ab") as c:
-                c.writelines(line for n, line in enumerate(f, 1) if n in wanted)
-        os.replace(tmp, p)
         self.repairs = {"corrupt_lines": len(bad), "duplicate_records": dropped,
                         **({"corrupt_moved_to": CORRUPT_FILE} if bad else {})}
-        parts = [f"{len(bad)} corrupt line(s) (first at line {bad[0]}) moved to {CORRUPT_FILE}, their images "
-                 "will be labeled again"] if bad else []
+        parts = [f"{len(bad)} corrupt line(s) (first at line {bad[0].number}) moved to {CORRUPT_FILE}, their "
+                 f"images will be labeled again (line {bad[0].number}: {bad[0].reason})"] if bad else []
         parts += [f"{dropped} duplicate record(s) dropped"] if dropped else []
         warnings.warn(f"{p}: kept {len(self._records)} valid record(s); " + "; ".join(parts), stacklevel=3)
 
@@ -578,20 +526,14 @@ class DatasetWriter:
             p.unlink(missing_ok=True)
             return {}
         out: dict[str, dict[str, Any]] = {}
-        with p.open("rb") as f:
-            for line in f:
-                try:
-                    d = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(d, dict) and isinstance(d.get("key"), str):
-                    out[d["key"]] = d
+        for _, _, d in iter_jsonl(p, bad=[]):  # an unreadable note only costs its unit being checked again
+            if isinstance(d, dict) and isinstance(d.get("key"), str):
+                out[d["key"]] = d
         return out
 
     def mark_unit(self, key: str, info: dict[str, Any]) -> None:
         """Record that every record of work unit ``key`` is committed (after :meth:`commit` returned)."""
-        with (self.root / UNITS_FILE).open("ab") as f:
-            f.write(json.dumps({"key": key, **info}, separators=(",", ":")).encode() + b"\n")
+        append_jsonl(self.root / UNITS_FILE, [{"key": key, **info}])
 
     def is_done(self, frame_id: str) -> bool:
         """Whether a record with this id exists (see :meth:`is_input_done` for resume)."""
@@ -623,7 +565,8 @@ class DatasetWriter:
         (moved into place by rename); otherwise they are written here. Ids and splits are decided here, by
         the one writer, so a frame gets the same id whichever process labeled it.
         """
-        lines: list[bytes] = []
+        records: list[Record] = []
+        num_classes = len(self.ontology.names)
         for item in items:
             source = item.source
             key = (source, item.frame_index)
@@ -638,30 +581,27 @@ class DatasetWriter:
             img_rel = f"images/{split}/{frame_id}{item.suffix}"
             lbl_rel = f"labels/{split}/{frame_id}.txt"
             img_path = self.root / img_rel
+            # checked by the reader's own rule: a record it would set aside is never written
+            rec = Record.from_json({"id": frame_id, "split": split, "image": img_rel, "label": lbl_rel, **item.fields},
+                                   num_classes=num_classes, where=f"labeling {item.source_path}")
             if staged is not None:
                 os.replace(Path(staged) / item.image_file, img_path)
                 os.replace(Path(staged) / item.label_file, self.root / lbl_rel)
             else:
                 if item.image_bytes is None:
-                    tmp = img_path.with_name(f".{img_path.name}.tmp")
-                    shutil.copyfile(item.source_path, tmp)
-                    os.replace(tmp, img_path)
+                    with open(item.source_path, "rb") as src, atomic_open(img_path, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
                 else:
-                    _atomic_write_bytes(img_path, item.image_bytes)
-                _atomic_write_bytes(self.root / lbl_rel, item.label_text.encode())
-            rec = {"id": frame_id, "split": split, "image": img_rel, "label": lbl_rel, **item.fields}
-            lines.append(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
+                    write_atomic(img_path, item.image_bytes)
+                write_atomic(self.root / lbl_rel, item.label_text)
+            records.append(rec)
             self._records[frame_id] = (split, source)
             self._inputs.add(key)
             self.stats.images += 1
-            self.stats.boxes += len(item.fields["class_id"])
-            self.stats.uncertain += len((item.fields.get("uncertain") or {}).get("class_id", []))
+            self.stats.boxes += len(rec.boxes)
+            self.stats.uncertain += len(rec.uncertain) if rec.uncertain is not None else 0
             self.stats.per_split[split] += 1
-        if lines:
-            self._sidecar.write(b"".join(lines))
-            self._sidecar.flush()
-            os.fsync(self._sidecar.fileno())
-        return len(lines)
+        return self._sidecar.append(r.to_json() for r in records)  # the commit point: one write, fsync'ed
 
     def close(self) -> None:
         """Close the sidecar and release the folder lock the writer took itself (idempotent)."""
@@ -689,30 +629,29 @@ class DatasetWriter:
         counts = {"train": 0, "val": 0}
         boxes_per_class = dict.fromkeys(names, 0)
         uncertain_per_class = dict.fromkeys(names, 0)
-        preview_recs: list[dict[str, Any]] = []
-        coco_path = self.root / "annotations.coco.json"
-        tmp_coco = coco_path.with_name(".annotations.coco.json.tmp")
+        preview_recs: list[Record] = []
         ann_id = 0
-        with tmp_coco.open("w") as f:
+        with atomic_open(self.root / "annotations.coco.json", "w") as f:
             f.write(f'{{"info":{{"description":"autolabel","teacher":{json.dumps(self.teacher)}}},"licenses":[],')
             f.write('"categories":{},'.format(json.dumps([{"id": i, "name": n, "supercategory": "object"} for i, n in enumerate(names)])))
             f.write('"images":[')
             first = True
-            for img_id, rec in enumerate(read_records(self.root)):
-                counts[rec["split"]] += 1
-                for c in rec["class_id"]:
+            for img_id, rec in enumerate(read_records(self.root, len(names))):
+                counts[rec.split] += 1
+                for c in rec.boxes.class_id:
                     boxes_per_class[names[c]] += 1
-                for c in (rec.get("uncertain") or {}).get("class_id", []):
+                for c in rec.uncertain.class_id if rec.uncertain is not None else ():
                     uncertain_per_class[names[c]] += 1
-                if rec["class_id"] and len(preview_recs) < preview_count:
+                if len(rec.boxes) and len(preview_recs) < preview_count:
                     preview_recs.append(rec)
                 f.write(("" if first else ",") + json.dumps(
-                    {"id": img_id, "file_name": rec["image"], "width": rec["width"], "height": rec["height"]}))
+                    {"id": img_id, "file_name": rec.image, "width": rec.width, "height": rec.height}))
                 first = False
             f.write('],"annotations":[')
             first = True
-            for img_id, rec in enumerate(read_records(self.root)):
-                for (x1, y1, x2, y2), c, s, soft in zip(rec["xyxy"], rec["class_id"], rec["confidence"], rec["soft_scores"]):
+            for img_id, rec in enumerate(read_records(self.root, len(names))):
+                b = rec.boxes
+                for (x1, y1, x2, y2), c, s, soft in zip(b.xyxy, b.class_id, b.confidence, b.soft_scores):
                     ann = {"id": ann_id, "image_id": img_id, "category_id": c,
                            "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
                            "area": round((x2 - x1) * (y2 - y1), 2), "iscrowd": 0, "score": s, "soft_scores": soft}
@@ -720,7 +659,6 @@ class DatasetWriter:
                     first = False
                     ann_id += 1
             f.write("]}")
-        os.replace(tmp_coco, coco_path)
         self._remove_orphans()
 
         # Ultralytics needs a val set; a tiny run may put every group in one split.
@@ -729,9 +667,9 @@ class DatasetWriter:
         import yaml
 
         data_yaml = {"train": train, "val": val, "nc": len(names), "names": dict(enumerate(names))}
-        _atomic_write_bytes(
+        write_atomic(
             self.root / "data.yaml",
-            ("# written by autolabel; soft scores in autolabel.jsonl\n" + yaml.safe_dump(data_yaml, sort_keys=False)).encode(),
+            "# written by autolabel; soft scores in autolabel.jsonl\n" + yaml.safe_dump(data_yaml, sort_keys=False),
         )
         if preview_recs:
             self._write_preview(preview_recs)
@@ -749,7 +687,7 @@ class DatasetWriter:
             "skipped": [{"path": p, "reason": r} for p, r in skipped],
             **(extra or {}),
         }
-        _atomic_write_bytes(self.root / "summary.json", json.dumps(summary, indent=2).encode())
+        write_atomic(self.root / "summary.json", json.dumps(summary, indent=2))
         return summary
 
     def _remove_orphans(self) -> None:
@@ -764,7 +702,7 @@ class DatasetWriter:
                     if entry.name.startswith(".") or rec is None or rec[0] != split:
                         os.unlink(entry.path)
 
-    def _write_preview(self, recs: list[dict[str, Any]], width: int = 480) -> None:
+    def _write_preview(self, recs: list[Record], width: int = 480) -> None:
         """A grid of up to 4 columns of annotated samples; tiles keep the first sample's aspect ratio."""
         import cv2
         import supervision as sv
@@ -772,15 +710,15 @@ class DatasetWriter:
         tiles: list[np.ndarray] = []
         tile_h = None
         for rec in recs:
-            img = cv2.imread(str(self.root / rec["image"]))
+            img = cv2.imread(str(self.root / rec.image))
             if img is None:
                 continue
             h, w = img.shape[:2]
             tile_h = tile_h or max(1, round(width * h / w))
             det = sv.Detections(
-                xyxy=np.asarray(rec["xyxy"], dtype=np.float32).reshape(-1, 4),
-                class_id=np.asarray(rec["class_id"], dtype=int),
-                confidence=np.asarray(rec["confidence"], dtype=np.float32),
+                xyxy=np.asarray(rec.boxes.xyxy, dtype=np.float32).reshape(-1, 4),
+                class_id=np.asarray(rec.boxes.class_id, dtype=int),
+                confidence=np.asarray(rec.boxes.confidence, dtype=np.float32),
             )
             # draw at tile resolution so boxes and text stay legible whatever the source size
             r = min(width / w, tile_h / h)
@@ -800,4 +738,4 @@ class DatasetWriter:
         grid = np.vstack([np.hstack(tiles[r * cols : (r + 1) * cols]) for r in range(rows)])
         ok, buf = cv2.imencode(".jpg", grid, [cv2.IMWRITE_JPEG_QUALITY, 90])
         if ok:
-            _atomic_write_bytes(self.root / "preview.jpg", buf.tobytes())
+            write_atomic(self.root / "preview.jpg", buf.tobytes())
