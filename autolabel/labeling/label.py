@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 
     from autolabel.teachers.base import Teacher
 
-__all__ = ["ENGINES", "LabelConfig", "LabelResult", "build_teacher", "label", "postprocess"]
+__all__ = ["ENGINES", "LabelConfig", "LabelResult", "build_rescorer", "build_teacher", "config_json", "label",
+           "postprocess", "predict_batch", "prefetch_batches", "run_summary"]
+
 
 @dataclass
 class LabelResult:
@@ -129,8 +131,8 @@ def _split_labels(hard: sv.Detections, unc: sv.Detections, ontology: Ontology, i
     return labels, postprocess(unc, ontology, image_shape, replace(config, agnostic_nms=False), uncertain=True)
 
 
-def _batches(frames: Iterator[Frame], size: int, depth: int,
-             max_bytes: int | None = None) -> Iterator[list[Frame]]:
+def prefetch_batches(frames: Iterator[Frame], size: int, depth: int,
+                     max_bytes: int | None = None) -> Iterator[list[Frame]]:
     """Group frames into batches decoded by a background thread, at most ``depth`` batches ahead.
 
     ``max_bytes`` bounds the decoded pixels in flight: the batch being filled, the queued batches and the
@@ -206,6 +208,9 @@ def _batches(frames: Iterator[Frame], size: int, depth: int,
                 th.join(timeout=0.05)
 
 
+_batches = prefetch_batches  # the old name, still imported by students/classifier: use prefetch_batches
+
+
 def label(
     sources: str | Path | Sequence[str | Path],
     ontology: Ontology | str | Path,
@@ -265,7 +270,7 @@ def _label_locked(sources: list[str | Path], onto: Ontology, teacher: str | Sequ
     t = build_teacher(teacher, onto, config)
     hard_floor = min(onto.thresholds)
     writer = DatasetWriter(
-        out, onto, teacher=t.spec, config=_jsonable(asdict(config)),
+        out, onto, teacher=t.spec, config=config_json(config),
         val_fraction=config.val_fraction, seed=config.seed, overwrite=config.overwrite, lock=lock,
     )
     already = len(writer.done)
@@ -276,7 +281,7 @@ def _label_locked(sources: list[str | Path], onto: Ontology, teacher: str | Sequ
     with writer:
         with ProgressBar(total=max(total, already), desc="labeling", enabled=config.progress,
                          initial=already, unit="img") as bar:
-            for batch in _batches(frames, config.batch_size, config.prefetch, config.prefetch_bytes):
+            for batch in prefetch_batches(frames, config.batch_size, config.prefetch, config.prefetch_bytes):
                 _label_batch(batch, t, rescorer, onto, config, hard_floor, writer)
                 bar.update(len(batch))
                 bar.set_postfix(boxes=writer.stats.boxes, skipped=len(report.skipped))
@@ -338,6 +343,11 @@ def predict_batch(batch: list[Frame], t: Teacher, rescorer: Any, onto: Ontology,
         return [postprocess(d, onto, im.shape, config) for d, im in zip(dets, images)], None
     parts = [_split_labels(d, u, onto, im.shape, config) for d, u, im in zip(dets, uncs, images)]
     return [h for h, _ in parts], [u for _, u in parts]
+
+
+def config_json(config: LabelConfig) -> dict[str, Any]:
+    """The labeling settings as JSON values: the ``config`` recorded in the dataset header (both engines)."""
+    return _jsonable(asdict(config))
 
 
 def _jsonable(obj: Any) -> Any:

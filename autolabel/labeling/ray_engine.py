@@ -86,7 +86,7 @@ def import_ray() -> Any:
 def label_on_ray(sources: list[str | Path], onto: Ontology, teacher: str | Sequence[str] | Teacher, out: str | Path,
                  config: LabelConfig, report: SourceReport, total: int, lock: DatasetLock) -> dict[str, Any]:
     """The ``ray`` engine of :func:`autolabel.labeling.label` (which holds ``lock`` on ``out``); returns the summary."""
-    from autolabel.labeling.label import _jsonable, run_summary
+    from autolabel.labeling.label import config_json, run_summary
 
     ray = import_ray()
     started = _connect(ray, config)
@@ -96,7 +96,7 @@ def label_on_ray(sources: list[str | Path], onto: Ontology, teacher: str | Seque
         spec = _probe_teacher(ray, payload, config)
         start = time.perf_counter()
         writer = DatasetWriter(
-            out, onto, teacher=spec, config=_jsonable(asdict(config)),
+            out, onto, teacher=spec, config=config_json(config),
             val_fraction=config.val_fraction, seed=config.seed, overwrite=config.overwrite, lock=lock,
         )
         with writer:
@@ -435,7 +435,7 @@ class _LabelWorker:
         return {"result": np.array(results, dtype=object)}
 
     def label_unit(self, task: dict[str, Any]) -> dict[str, Any]:
-        from autolabel.labeling.label import _batches, predict_batch
+        from autolabel.labeling.label import predict_batch, prefetch_batches
         from autolabel.sources import _image_frame, video_span_frames
 
         cfg = self.config
@@ -457,7 +457,7 @@ class _LabelWorker:
             frames = video_span_frames(item, cfg.sources, report, lambda _id, _p, i: i in done,
                                        lo=task["lo"], hi=task["hi"], span=span)
         items: list[dict[str, Any]] = []
-        for batch in _batches(frames, cfg.batch_size, cfg.prefetch, cfg.prefetch_bytes):
+        for batch in prefetch_batches(frames, cfg.batch_size, cfg.prefetch, cfg.prefetch_bytes):
             labels, uncertain = predict_batch(batch, self.teacher, self.rescorer, self.onto, cfg, self.hard_floor)
             for k, (frame, det) in enumerate(zip(batch, labels)):
                 enc = encode_frame(frame, det, None if uncertain is None else uncertain[k])
