@@ -256,6 +256,8 @@ class Record:
         return self.to_json().get(key, default)
 
     def __contains__(self, key: str) -> bool:
+        """Deprecated: whether the JSON record has ``key`` (``"uncertain" in rec`` is ``rec.uncertain is not None``)."""
+        _deprecated_key("Record", key)
         return key in self.to_json()
 
 
