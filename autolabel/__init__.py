@@ -35,6 +35,8 @@ _EXPORTS = {
     "read_records": "autolabel.data.dataset",
     "read_meta": "autolabel.data.dataset",
     "check_dataset": "autolabel.data.dataset",
+    "Record": "autolabel.data.record",
+    "DatasetMeta": "autolabel.data.record",
     "TrainConfig": "autolabel.students.yolo.train",
     "train": "autolabel.students.yolo.train",
     "PruneConfig": "autolabel.compress.pruning",

@@ -167,17 +167,16 @@ def load_predictions(pred: str | Path | Mapping[str, Any], gt_coco: Path | None 
     if not p.exists():
         raise DatasetError(f"predictions '{pred}' not found (expected an autolabel dataset folder or a COCO JSON)")
     if p.is_dir():
-        from autolabel.data.dataset import read_meta, read_records
+        from autolabel.data.dataset import META_FILE, read_meta, read_records
 
-        if not (p / "autolabel.json").is_file():
+        if not (p / META_FILE).is_file():
             return _load_yolo(p)  # a plain YOLO dataset: every box scores 1.0
-        names = read_meta(p)["names"]
+        names = list(read_meta(p).names)
         s = _Set(names=names)
-        for rec in read_records(p):
-            stem = Path(rec["source"]).stem if rec.get("frame_index") is None else rec["id"]
-            s.sizes[stem] = (rec["width"], rec["height"])
-            for (x1, y1, x2, y2), c, sc in zip(rec["xyxy"], rec["class_id"], rec["confidence"]):
-                s.boxes.append((stem, names[c], [x1, y1, x2 - x1, y2 - y1], float(sc)))
+        for rec in read_records(p, len(names)):
+            s.sizes[rec.stem] = (rec.width, rec.height)
+            for (x1, y1, x2, y2), c, sc in zip(rec.boxes.xyxy, rec.boxes.class_id, rec.boxes.confidence):
+                s.boxes.append((rec.stem, names[c], [x1, y1, x2 - x1, y2 - y1], float(sc)))
         return s
     try:
         data = json.loads(p.read_text())
