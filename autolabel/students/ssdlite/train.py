@@ -434,16 +434,14 @@ class _Sample:
 
 def _read_samples(root: Path, num_classes: int) -> dict[str, list[_Sample]]:
     out: dict[str, list[_Sample]] = {"train": [], "val": []}
-    for rec in read_records(root):
-        img = root / rec["image"]
+    for rec in read_records(root, num_classes):
+        img = root / rec.image
         if not img.is_file():
-            raise DatasetError(f"'{root}': image {rec['image']} of record {rec.get('id')} is missing")
-        boxes = np.asarray(rec.get("xyxy", []), dtype=np.float32).reshape(-1, 4)
-        soft = np.asarray(rec.get("soft_scores", []), dtype=np.float32).reshape(len(boxes), num_classes)
-        cls = np.asarray(rec.get("class_id", []), dtype=np.int64).reshape(len(boxes))
-        out.setdefault(rec.get("split", "train"), []).append(
-            _Sample(img, img.stem, int(rec["width"]), int(rec["height"]), boxes, cls, soft)
-        )
+            raise DatasetError(f"'{root}': image {rec.image} of record {rec.id} is missing")
+        boxes = np.asarray(rec.boxes.xyxy, dtype=np.float32).reshape(-1, 4)
+        soft = np.asarray(rec.boxes.soft_scores, dtype=np.float32).reshape(len(boxes), num_classes)
+        cls = np.asarray(rec.boxes.class_id, dtype=np.int64).reshape(len(boxes))
+        out[rec.split].append(_Sample(img, img.stem, rec.width, rec.height, boxes, cls, soft))
     return out
 
 
@@ -744,9 +742,7 @@ def train_ssdlite(dataset: str | Path, out: str | Path, config: SSDLiteConfig | 
     root, out = Path(dataset), Path(out)
     meta = check_dataset(root)  # before touching ``out`` (overwrite deletes the old run)
     config, ckpt = _prepare_out(out, config)
-    names = [str(n) for n in meta.get("names", [])]
-    if not names:
-        raise DatasetError(f"'{root}' has no classes in its {root / 'autolabel.json'}")
+    names = list(meta.names)  # at least one: checked with the header
     if ckpt is not None and list(ckpt["names"]) != names:
         raise DatasetError(f"the run in '{out}' was trained on classes {ckpt['names']}, '{root}' has {names}")
     samples = _read_samples(root, len(names))

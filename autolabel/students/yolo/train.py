@@ -51,6 +51,7 @@ import numpy as np
 from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
 from autolabel.core.weights import looked_in, resolve_local_weights
 from autolabel.data.dataset import META_FILE, SIDECAR_FILE, read_meta, read_records
+from autolabel.data.record import DatasetMeta, Record
 from autolabel.students import STUDENTS
 
 if TYPE_CHECKING:
@@ -279,70 +280,52 @@ def _read_label_rows(path: Path) -> np.ndarray:
 def load_soft_table(root: str | Path) -> SoftTable:
     """Read the sidecar and every label file it names; check that they agree row by row.
 
+    Records that are not valid (:meth:`~autolabel.data.record.Record.from_json`, e.g. a soft-score row without
+    one score per class) are skipped with a warning by :func:`~autolabel.data.dataset.read_records`.
+
     Raises:
-        DatasetError: a label file's line count or classes do not match its sidecar record, or a soft-score
-            row does not have one score per class.
+        DatasetError: a label file's line count or classes do not match its sidecar record.
     """
     root = Path(root)
-    names = list(read_meta(root).get("names", []))
+    names = list(read_meta(root).names)
     nc = len(names)
     images: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     uncertain: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    side = root / SIDECAR_FILE
-    for i, rec in enumerate(read_records(root)):
-        try:
-            img, lbl = root / rec["image"], root / rec["label"]
-            cls = np.asarray(rec["class_id"], dtype=np.int64).reshape(-1)
-            soft = np.asarray(rec["soft_scores"], dtype=np.float32)
-        except (KeyError, TypeError, ValueError) as e:
-            raise DatasetError(f"{side}: record {i} is incomplete ({type(e).__name__}: {e})") from None
+    for rec in read_records(root, nc):  # records checked there: (N, C) soft scores in [0, 1], N confidences
+        img, lbl = root / rec.image, root / rec.label
+        cls = np.asarray(rec.boxes.class_id, dtype=np.int64).reshape(-1)
+        soft = np.asarray(rec.boxes.soft_scores, dtype=np.float32).reshape(-1, nc)
         if not lbl.is_file():
-            raise DatasetError(f"'{root}': label file {rec['label']} of record {rec.get('id')} is missing")
+            raise DatasetError(f"'{root}': label file {rec.label} of record {rec.id} is missing")
         rows = _read_label_rows(lbl)
-        soft = soft.reshape(len(soft), -1) if soft.size else np.zeros((len(soft), nc), np.float32)
         if len(rows) != len(soft) or len(rows) != len(cls):
             raise DatasetError(
                 f"{lbl}: {len(rows)} label lines but its autolabel.jsonl record has {len(soft)} soft-score rows "
                 f"({len(cls)} class ids); the label file was edited after labeling: re-label, or use --hard-only"
             )
-        if soft.shape[1] != nc:
-            raise DatasetError(f"{side}: record {i} ({rec.get('id')}) has {soft.shape[1]} scores per box for {nc} classes")
         if len(rows) and not np.array_equal(rows[:, 0].astype(np.int64), cls):
             raise DatasetError(
                 f"{lbl}: classes {rows[:, 0].astype(int).tolist()} differ from its autolabel.jsonl record "
                 f"{cls.tolist()}; re-label, or use --hard-only"
             )
-        if soft.size and (not np.isfinite(soft).all() or soft.min() < 0 or soft.max() > 1):
-            raise DatasetError(f"{side}: record {i} ({rec.get('id')}) has soft scores outside [0, 1]")
-        conf = np.asarray(rec.get("confidence") or soft.max(1, initial=0.0), dtype=np.float32).reshape(-1)
-        if len(conf) != len(rows):
-            raise DatasetError(f"{side}: record {i} ({rec.get('id')}) has {len(conf)} confidences for {len(rows)} boxes")
+        conf = np.asarray(rec.boxes.confidence, dtype=np.float32).reshape(-1)
         images[os.path.realpath(img)] = (rows, soft, np.clip(conf, 0.0, 1.0))
-        if rec.get("uncertain"):
-            unc = _uncertain_rows(rec, nc, side, i)
+        if rec.uncertain:
+            unc = _uncertain_rows(rec, nc)
             if len(unc[0]):
                 uncertain[os.path.realpath(img)] = unc
     return SoftTable(names=names, images=images, uncertain=uncertain)
 
 
-def _uncertain_rows(rec: dict[str, Any], nc: int, side: Path, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _uncertain_rows(rec: Record, nc: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A record's ``uncertain`` boxes as (rows ``class cx cy w h`` normalized, soft (M, C), conf (M,))."""
-    u = rec["uncertain"]
-    try:
-        xyxy = np.asarray(u["xyxy"], dtype=np.float64).reshape(-1, 4)
-        cls = np.asarray(u["class_id"], dtype=np.float64).reshape(-1)
-        conf = np.asarray(u["confidence"], dtype=np.float32).reshape(-1)
-        soft = np.asarray(u["soft_scores"], dtype=np.float32).reshape(len(xyxy), -1) if len(xyxy) else np.zeros((0, nc), np.float32)
-        w, h = float(rec["width"]), float(rec["height"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise DatasetError(f"{side}: record {i} ({rec.get('id')}) has malformed 'uncertain' boxes ({type(e).__name__})") from None
-    if not (len(cls) == len(conf) == len(xyxy)) or soft.shape[1] != nc:
-        raise DatasetError(
-            f"{side}: record {i} ({rec.get('id')}) 'uncertain' boxes, classes, confidences and soft scores "
-            f"(× {nc} classes) do not match"
-        )
-    if len(cls) and (cls.min() < 0 or cls.max() >= nc):
-        raise DatasetError(f"{side}: record {i} ({rec.get('id')}) has an 'uncertain' class id outside 0..{nc - 1}")
+    u = rec.uncertain
+    assert u is not None
+    xyxy = np.asarray(u.xyxy, dtype=np.float64).reshape(-1, 4)
+    cls = np.asarray(u.class_id, dtype=np.float64).reshape(-1)
+    conf = np.asarray(u.confidence, dtype=np.float32).reshape(-1)
+    soft = np.asarray(u.soft_scores, dtype=np.float32).reshape(-1, nc)
+    w, h = float(rec.width), float(rec.height)
     xyxy = xyxy.clip(0, [w, h, w, h])
     rows = np.stack([cls, (xyxy[:, 0] + xyxy[:, 2]) / 2 / w, (xyxy[:, 1] + xyxy[:, 3]) / 2 / h,
                      (xyxy[:, 2] - xyxy[:, 0]) / w, (xyxy[:, 3] - xyxy[:, 1]) / h], 1).astype(np.float32)
@@ -368,7 +351,7 @@ def _data_names(data_yaml: Path) -> list[str]:
     return [str(n) for n in names]
 
 
-def _resolve_dataset(dataset: str | Path, hard_only: bool) -> tuple[Path, Path, list[str], dict[str, Any] | None]:
+def _resolve_dataset(dataset: str | Path, hard_only: bool) -> tuple[Path, Path, list[str], DatasetMeta | None]:
     """(root, data.yaml, class names, sidecar header or None)."""
     p = Path(dataset).expanduser()
     root, data_yaml = (p.parent, p) if p.suffix in {".yaml", ".yml"} else (p, p / "data.yaml")
@@ -386,8 +369,8 @@ def _resolve_dataset(dataset: str | Path, hard_only: bool) -> tuple[Path, Path, 
                 f"with `autolabel label`, or train on the hard labels alone with --hard-only"
             )
     meta = read_meta(root)
-    if list(meta.get("names", [])) != names:
-        raise DatasetError(f"'{root}': data.yaml classes {names} differ from {META_FILE} classes {meta.get('names')}")
+    if list(meta.names) != names:
+        raise DatasetError(f"'{root}': data.yaml classes {names} differ from {META_FILE} classes {list(meta.names)}")
     return root.resolve(), data_yaml.resolve(), names, meta
 
 
@@ -653,11 +636,11 @@ def train(
     table = None if hard_only else load_soft_table(root)
 
     ontology = None
-    if meta is not None and meta.get("ontology"):
+    if meta is not None and meta.ontology:
         from autolabel.core.ontology import Ontology
 
         try:
-            ontology = Ontology.from_dict(meta["ontology"])
+            ontology = Ontology.from_dict(meta.ontology)
         except Exception:  # an old/odd header: fall back to name matching
             ontology = None
 
@@ -756,12 +739,12 @@ def train(
                        settings=settings)
 
 
-def _records_with_gt(root: Path, gt: str | Path, split: str = "val") -> list[dict[str, Any]]:
+def _records_with_gt(root: Path, gt: str | Path, split: str = "val") -> list[Record]:
     """The dataset's ``split`` records whose original file has a human label in ``gt`` (one clear line if none)."""
     from autolabel.metrics import load_ground_truth
 
     g = load_ground_truth(gt)  # missing / malformed ground truth fails here, before any work
-    recs = [r for r in read_records(root) if r.get("split") == split and Path(r["source"]).stem in g.sizes]
+    recs = [r for r in read_records(root) if r.split == split and Path(r.source).stem in g.sizes]
     if not recs:
         raise DatasetError(f"none of the {split} images of '{root}' has a human label in '{gt}' (matched by file name)")
     return recs
@@ -782,13 +765,13 @@ def evaluate_student(weights: str | Path, dataset: str | Path, gt: str | Path, i
     from autolabel.teachers import create_teacher
 
     root = Path(dataset)
-    names = list(read_meta(root).get("names", []))
+    names = list(read_meta(root).names)
     recs = _records_with_gt(root, gt, split)
     teacher = create_teacher(f"yolo:{weights}", Ontology.from_names(names), imgsz=imgsz, min_score=0.001)
     images, anns = [], []
     for i, r in enumerate(recs):
-        det = teacher.predict([load_image(root / r["image"])[0]])[0]
-        images.append({"id": i, "file_name": Path(r["source"]).name, "width": r["width"], "height": r["height"]})
+        det = teacher.predict([load_image(root / r.image)[0]])[0]
+        images.append({"id": i, "file_name": Path(r.source).name, "width": r.width, "height": r.height})
         for (x1, y1, x2, y2), c, sc in zip(det.xyxy.tolist(), det.class_id.tolist(), det.confidence.tolist()):
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(c), "score": float(sc),
                          "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)})
@@ -796,7 +779,7 @@ def evaluate_student(weights: str | Path, dataset: str | Path, gt: str | Path, i
         pred = Path(tmp) / "pred.json"
         pred.write_text(json.dumps({"images": images, "annotations": anns,
                                     "categories": [{"id": k, "name": n} for k, n in enumerate(names)]}))
-        r = evaluate(pred, gt, class_map=class_map, images=[Path(r['source']).stem for r in recs])
+        r = evaluate(pred, gt, class_map=class_map, images=[Path(r.source).stem for r in recs])
     return {"split": split, "images": len(recs), "mAP50-95": round(float(r.map50_95), 5),
             "mAP50": round(float(r.map50), 5),
             "per_class": {k: {"mAP50-95": round(float(v["map50_95"]), 5), "mAP50": round(float(v["map50"]), 5)}
