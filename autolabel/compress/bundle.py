@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.data.record import Record
 
 __all__ = ["CALIB_METHODS", "ExportConfig", "ExportResult", "decode_nodes", "export", "export_classifier",
            "float_nodes",
@@ -238,7 +239,7 @@ def _dataset_images(data: Path, split: str | None) -> list[Path]:
     from autolabel.data.dataset import META_FILE, read_records
 
     if (data / META_FILE).is_file():
-        return [data / r["image"] for r in read_records(data) if split is None or r["split"] == split]
+        return [data / r.image for r in read_records(data) if split is None or r.split == split]
     from autolabel.sources import discover
 
     return [Path(m.path) for m in discover([data]) if m.kind == "image"]
@@ -478,11 +479,11 @@ def _coco(images: list[dict], names: list[str], anns: list[dict]) -> dict[str, A
             "categories": [{"id": i, "name": n, "supercategory": "object"} for i, n in enumerate(names)]}
 
 
-def _val_records(data: Path, max_images: int | None) -> list[dict[str, Any]]:
+def _val_records(data: Path, max_images: int | None) -> list[Record]:
     """The dataset's val-split records (every record when it has no val split), capped at ``max_images``."""
     from autolabel.data.dataset import read_records
 
-    recs = [r for r in read_records(data) if r["split"] == "val"] or [r for r in read_records(data)]
+    recs = [r for r in read_records(data) if r.split == "val"] or [r for r in read_records(data)]
     return recs[:max_images] if max_images else recs
 
 
@@ -503,11 +504,11 @@ def score_bundle(bundle: Path, data: Path, models: Sequence[str], max_images: in
     if not recs:
         return {}
     names = load_bundle(bundle, model="fp32").names
-    imgs = [{"id": i, "file_name": Path(r["image"]).name, "width": r["width"], "height": r["height"]}
+    imgs = [{"id": i, "file_name": Path(r.image).name, "width": r.width, "height": r.height}
             for i, r in enumerate(recs)]
     gt_anns = []
     for i, r in enumerate(recs):
-        for (x1, y1, x2, y2), c in zip(r["xyxy"], r["class_id"]):
+        for (x1, y1, x2, y2), c in zip(r.boxes.xyxy, r.boxes.class_id):
             gt_anns.append({"id": len(gt_anns) + 1, "image_id": i, "category_id": int(c), "iscrowd": 0,
                             "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)})
     work = Path(tempfile.mkdtemp())
@@ -523,7 +524,7 @@ def score_bundle(bundle: Path, data: Path, models: Sequence[str], max_images: in
             for i, r in prog(list(enumerate(recs)), desc=f"scoring {m}", enabled=progress):
                 im = rgb.get(i)
                 if im is None:
-                    im = _read_rgb(data / r["image"])
+                    im = _read_rgb(data / r.image)
                     if len(recs) <= 400:  # decoded once for every model of a small val split
                         rgb[i] = im
                 t0 = time.perf_counter()
@@ -584,7 +585,7 @@ def _thresholds(data: Path | None, names: list[str], conf: float) -> tuple[dict[
 
     if not (data / META_FILE).is_file():
         return {n: conf for n in names}, None
-    onto = read_meta(data).get("ontology")
+    onto = read_meta(data).ontology
     try:
         from autolabel.core.ontology import Ontology
 
@@ -754,7 +755,7 @@ def _operating_point(out: Path, meta: dict[str, Any], data: Path, preds: Mapping
         gts = [human[op.record_stem(recs[i])] for i in idx]
         source = f"human labels ({Path(config.gt).name}), val split"
     else:
-        gts = op.dataset_boxes(recs, names, list(read_meta(data)["names"]))
+        gts = op.dataset_boxes(recs, names, list(read_meta(data).names))
         source = "teacher labels, val split"
     points, curves = {}, {}
     for m, p in preds.items():

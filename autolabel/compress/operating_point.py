@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from autolabel.core.errors import ConfigError
+from autolabel.data.record import Record
 
 __all__ = ["CURVE_GRID", "MATCH_IOU", "MIN_BOXES", "ClassCurve", "ImagePreds", "build_curves", "check_targets",
            "choose_thresholds", "pick"]
@@ -268,12 +269,10 @@ CURVES_FILE = "operating_curves.json"
 """Bundle file with each model's per-class precision / recall / F1 at :data:`CURVE_GRID` (for the report)."""
 
 
-def record_stem(rec: Mapping[str, Any]) -> str:
+def record_stem(rec: Record) -> str:
     """The file-name stem a dataset record is matched to human labels by (as ``autolabel evaluate`` does):
     the original image's stem, or the frame's id for a video frame."""
-    from pathlib import Path
-
-    return str(rec["id"]) if rec.get("frame_index") is not None else Path(str(rec["source"])).stem
+    return rec.stem
 
 
 def _xywh_to_xyxy(b: Sequence[float]) -> list[float]:
@@ -305,13 +304,13 @@ def human_boxes(gt: Any, names: Sequence[str]) -> tuple[dict[str, tuple[np.ndarr
     return {s: (np.asarray(b, np.float64).reshape(-1, 4), np.asarray(c, int)) for s, (b, c) in per.items()}, len(shared)
 
 
-def dataset_boxes(recs: Sequence[Mapping[str, Any]], names: Sequence[str],
+def dataset_boxes(recs: Sequence[Record], names: Sequence[str],
                   dataset_names: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     """The dataset's (teacher's) boxes of each record, in the model's class ids (matched by class name)."""
     to_model = {i: names.index(n) for i, n in enumerate(dataset_names) if n in names}
     out = []
     for r in recs:
-        keep = [(b, to_model[int(c)]) for b, c in zip(r["xyxy"], r["class_id"]) if int(c) in to_model]
+        keep = [(b, to_model[int(c)]) for b, c in zip(r.boxes.xyxy, r.boxes.class_id) if int(c) in to_model]
         out.append((np.asarray([b for b, _ in keep], np.float64).reshape(-1, 4), np.asarray([c for _, c in keep], int)))
     return out
 
