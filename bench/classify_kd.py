@@ -88,17 +88,17 @@ def main() -> None:
                 LabelConfig(val_fraction=args.val_fraction, seed=args.split_seed, overwrite=args.relabel, progress=False,
                             device="cpu"))
     label_s = time.perf_counter() - t0
-    assert read_meta(ds)["names"] == names
+    assert list(read_meta(ds).names) == names
 
     # human truth for the val (held-out) crops: IoU >= 0.5 with a human box of an ontology class
     human: dict[str, str] = {}
     unmatched = outside = 0
     teacher_right = 0
     for rec in read_records(ds):
-        if rec["split"] != "val" or not rec["class_id"]:
+        if rec.split != "val" or not len(rec.boxes):
             continue
-        hb, hc = human_boxes(data, Path(rec["source"]).stem, rec["width"], rec["height"])
-        tb = np.asarray(rec["xyxy"], float).reshape(-1, 4)
+        hb, hc = human_boxes(data, Path(rec.source).stem, rec.width, rec.height)
+        tb = np.asarray(rec.boxes.xyxy, float).reshape(-1, 4)
         m = iou(tb, hb) if len(hb) else np.zeros((len(tb), 0))
         for j in range(len(tb)):
             if m.shape[1] == 0 or m[j].max() < 0.5:
@@ -108,8 +108,8 @@ def main() -> None:
             if cname not in names:
                 outside += 1
                 continue
-            human[crop_key(rec["id"], j)] = cname
-            teacher_right += names[rec["class_id"][j]] == cname
+            human[crop_key(rec.id, j)] = cname
+            teacher_right += names[rec.boxes.class_id[j]] == cname
     n_test = len(human)
     majority = Counter(human.values()).most_common(1)[0]
 

@@ -63,15 +63,15 @@ def score_detector(det, test_ds: Path) -> tuple[float, float]:
 
     recs = list(read_records(test_ds))
     cats = [{"id": i, "name": n} for i, n in enumerate(det.names)]
-    imgs = [{"id": i, "file_name": Path(r["image"]).name, "width": r["width"], "height": r["height"]}
+    imgs = [{"id": i, "file_name": Path(r.image).name, "width": r.width, "height": r.height}
             for i, r in enumerate(recs)]
     gt = [{"id": k + 1, "image_id": i, "category_id": 0, "iscrowd": 0, "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
-           "area": (b[2] - b[0]) * (b[3] - b[1])} for i, r in enumerate(recs) for k, b in enumerate(r["xyxy"])]
+           "area": (b[2] - b[0]) * (b[3] - b[1])} for i, r in enumerate(recs) for k, b in enumerate(r.boxes.xyxy)]
     for k, a in enumerate(gt):
         a["id"] = k + 1
     pred = []
     for i, r in enumerate(recs):
-        d = det.predict(read_image(r["image"]), conf=0.001)
+        d = det.predict(read_image(r.image), conf=0.001)
         for b, sc, c in zip(d.xyxy.tolist(), d.scores.tolist(), d.class_ids.tolist()):
             pred.append({"id": len(pred) + 1, "image_id": i, "category_id": int(c), "score": sc,
                          "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": (b[2] - b[0]) * (b[3] - b[1])})
@@ -112,18 +112,26 @@ def main() -> None:
     test_ds = WORK / "test_human"
     shutil.rmtree(test_ds, ignore_errors=True)
     test_ds.mkdir()
-    (test_ds / "autolabel.json").write_text(json.dumps({"format": "autolabel-dataset", "version": 1, "names": ["person"]}))
+    # through the typed records: hand-written lines without 'label' / soft scores were skipped as corrupt
     from PIL import Image
 
-    with open(test_ds / "autolabel.jsonl", "w") as f:
-        for p in sorted((test_src / "images").iterdir()):
-            w, h = Image.open(p).size
-            boxes = []
-            for ln in (test_src / "labels" / f"{p.stem}.txt").read_text().splitlines():
-                c, cx, cy, bw, bh = map(float, ln.split()[:5])
-                boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
-            f.write(json.dumps({"id": p.stem, "split": "val", "image": str(p.resolve()), "width": w, "height": h,
-                                "xyxy": boxes, "class_id": [0] * len(boxes)}) + "\n")
+    from autolabel.data.jsonl import append_jsonl, write_atomic
+    from autolabel.data.record import META_FILE, SIDECAR_FILE, Boxes, DatasetMeta, Record
+
+    write_atomic(test_ds / META_FILE, json.dumps(DatasetMeta(names=("person",)).to_json(), indent=2))
+    recs = []
+    for p in sorted((test_src / "images").iterdir()):
+        w, h = Image.open(p).size
+        lbl = test_src / "labels" / f"{p.stem}.txt"
+        boxes = []
+        for ln in lbl.read_text().splitlines():
+            c, cx, cy, bw, bh = map(float, ln.split()[:5])
+            boxes.append(((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h))
+        n = len(boxes)
+        recs.append(Record(id=p.stem, split="val", image=str(p.resolve()), label=str(lbl.resolve()),
+                           source=str(p.resolve()), width=w, height=h,
+                           boxes=Boxes(tuple(boxes), (0,) * n, (1.0,) * n, ((1.0,),) * n)).to_json())
+    append_jsonl(test_ds / SIDECAR_FILE, recs)
 
     t0 = time.perf_counter()
     pr = prune(student, WORK / "pruned", data=pool_ds, config=PruneConfig(
