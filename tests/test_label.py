@@ -26,7 +26,7 @@ CFG = LabelConfig(batch_size=4, progress=False, val_fraction=0.3)
 
 
 def _label_lines(root: Path, rec: dict) -> list[list[float]]:
-    return [list(map(float, ln.split())) for ln in (root / rec["label"]).read_text().splitlines()]
+    return [list(map(float, ln.split())) for ln in (root / rec.label).read_text().splitlines()]
 
 
 def test_layout_sidecar_and_coco_agree(tmp_path):
@@ -41,18 +41,19 @@ def test_layout_sidecar_and_coco_agree(tmp_path):
     for f in ("data.yaml", "autolabel.json", SIDECAR_FILE, "annotations.coco.json", "preview.jpg", "summary.json"):
         assert (out / f).is_file(), f
     meta = check_dataset(out, num_classes=2)
-    assert meta["teacher"] == "test-squares" and meta["names"] == ["red", "blue"]
+    assert meta.teacher == "test-squares" and meta.names == ("red", "blue")
     recs = list(read_records(out))
     assert len(recs) == 12
     for rec in recs:
         lines = _label_lines(out, rec)
-        assert len(lines) == len(rec["soft_scores"]) == len(rec["confidence"])
-        assert (out / rec["image"]).is_file() and rec["image"].startswith(f"images/{rec['split']}/")
-        for ln, (x1, y1, x2, y2), c, soft in zip(lines, rec["xyxy"], rec["class_id"], rec["soft_scores"]):
+        b = rec.boxes
+        assert len(lines) == len(b.soft_scores) == len(b.confidence)
+        assert (out / rec.image).is_file() and rec.image.startswith(f"images/{rec.split}/")
+        for ln, (x1, y1, x2, y2), c, soft in zip(lines, b.xyxy, b.class_id, b.soft_scores):
             # same row order: YOLO line i <-> sidecar box i
             assert int(ln[0]) == c == int(np.argmax(soft))
-            assert ln[1] == pytest.approx((x1 + x2) / 2 / rec["width"], abs=1e-4)
-            assert ln[4] == pytest.approx((y2 - y1) / rec["height"], abs=1e-4)
+            assert ln[1] == pytest.approx((x1 + x2) / 2 / rec.width, abs=1e-4)
+            assert ln[4] == pytest.approx((y2 - y1) / rec.height, abs=1e-4)
             assert len(soft) == 2 and sum(soft) == pytest.approx(1.0, abs=0.01)
     coco = json.loads((out / "annotations.coco.json").read_text())
     assert len(coco["images"]) == 12 and len(coco["annotations"]) == s["boxes"]
@@ -72,9 +73,9 @@ def test_thresholds_and_conf_override(tmp_path):
 
 def test_split_is_deterministic_and_seeded(tmp_path):
     fakes.make_square_images(tmp_path / "src", 20)
-    a = {r["id"]: r["split"] for r in read_records(label(tmp_path / "src", ONTO, "test-squares", tmp_path / "a", CFG).out)}
-    b = {r["id"]: r["split"] for r in read_records(label(tmp_path / "src", ONTO, "test-squares", tmp_path / "b", CFG).out)}
-    c = {r["id"]: r["split"] for r in read_records(label(tmp_path / "src", ONTO, "test-squares", tmp_path / "c",
+    a = {r.id: r.split for r in read_records(label(tmp_path / "src", ONTO, "test-squares", tmp_path / "a", CFG).out)}
+    b = {r.id: r.split for r in read_records(label(tmp_path / "src", ONTO, "test-squares", tmp_path / "b", CFG).out)}
+    c = {r.id: r.split for r in read_records(label(tmp_path / "src", ONTO, "test-squares", tmp_path / "c",
                                                          LabelConfig(batch_size=4, progress=False, val_fraction=0.3, seed=7)).out)}
     assert a == b and a != c
 
@@ -89,7 +90,7 @@ def test_resume_skips_done_images_without_running_the_teacher(tmp_path):
     fakes.make_square_images(tmp_path / "src" / "more", 3, seed=5)
     more = label(tmp_path / "src", ONTO, "test-squares", out, CFG)
     assert sum(fakes.CALLS) == 3 and more.summary["labeled_this_run"] == 3 and more.summary["images"] == 13
-    assert len({r["id"] for r in read_records(out)}) == 13
+    assert len({r.id for r in read_records(out)}) == 13
 
 
 def test_torn_sidecar_line_and_orphans_are_repaired(tmp_path):
@@ -116,7 +117,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     with pytest.raises(DatasetError, match=r"different split"):
         label(tmp_path / "src", ONTO, "test-squares", out, LabelConfig(progress=False, seed=3, val_fraction=0.3))
     res = label(tmp_path / "src", other, "test-squares", out, LabelConfig(progress=False, overwrite=True))
-    assert read_meta(out)["names"] == ["red", "green"] and res.summary["images"] == 3
+    assert read_meta(out).names == ("red", "green") and res.summary["images"] == 3
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(DatasetError, match="is not empty and is not an autolabel dataset"):
@@ -162,9 +163,9 @@ def test_video_frames_are_sampled_and_grouped(tmp_path):
     res = label(path, ONTO, "test-squares", tmp_path / "ds", LabelConfig(batch_size=2, progress=False))
     recs = list(read_records(res.out))
     assert len(recs) == 5  # 5 s of video at 1 fps
-    assert [r["frame_index"] for r in recs] == [0, 10, 20, 30, 40]
-    assert all(r["class_id"] == [0] for r in recs)
-    assert len({r["split"] for r in recs}) == 1  # one 60-s group: no near-duplicate leaks into val
+    assert [r.frame_index for r in recs] == [0, 10, 20, 30, 40]
+    assert all(r.boxes.class_id == (0,) for r in recs)
+    assert len({r.split for r in recs}) == 1  # one 60-s group: no near-duplicate leaks into val
 
 
 def test_cli_label_one_line_errors(tmp_path, capsys):
@@ -206,7 +207,7 @@ def test_kill_9_loses_at_most_the_batch_in_flight(tmp_path):
     res = label(tmp_path / "src", Ontology.from_names(["red", "blue"]), "test-squares:0.15", out,
                 LabelConfig(batch_size=2, progress=False))
     assert res.summary["images"] == 24 and res.summary["labeled_this_run"] == 24 - len(partial)
-    ids = [r["id"] for r in read_records(out)]
+    ids = [r.id for r in read_records(out)]
     assert len(ids) == len(set(ids)) == 24
     check_dataset(out)
     n_files = sum(len(list((out / "labels" / s).iterdir())) for s in ("train", "val"))
@@ -243,11 +244,12 @@ def test_uncertain_boxes_go_to_the_sidecar_not_the_labels(tmp_path):
         assert f.read_text() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_text()
     check_dataset(tmp_path / "b", num_classes=2)
     recs = list(read_records(tmp_path / "b"))
-    assert all("uncertain" in r for r in recs) and all("uncertain" not in r for r in read_records(tmp_path / "a"))
+    assert all(r.uncertain is not None for r in recs)
+    assert all(r.uncertain is None for r in read_records(tmp_path / "a"))
     for r in recs:
-        u = r["uncertain"]
-        assert len(u["xyxy"]) == len(u["class_id"]) == len(u["confidence"]) == len(u["soft_scores"])
-        assert all(c == 0 and 0.5 <= p < 0.95 for c, p in zip(u["class_id"], u["confidence"]))
+        u = r.uncertain
+        assert len(u.xyxy) == len(u.class_id) == len(u.confidence) == len(u.soft_scores)
+        assert all(c == 0 and 0.5 <= p < 0.95 for c, p in zip(u.class_id, u.confidence))
     coco = json.loads((tmp_path / "b" / "annotations.coco.json").read_text())
     assert len(coco["annotations"]) == s["boxes"]  # uncertain boxes are not labels
     with pytest.raises(Exception, match="uncertain_conf"):

@@ -28,7 +28,7 @@ from autolabel.data.dataset import (
     check_dataset,
     read_records,
 )
-from autolabel.labeling.label import LabelConfig, _batches, label
+from autolabel.labeling.label import LabelConfig, label, prefetch_batches
 from autolabel.sources import Frame, SourceConfig, SourceReport, discover, iter_frames
 from tests import fakes
 
@@ -90,7 +90,7 @@ def test_n_files_found_n_labeled(tmp_path):
     res = label(tmp_path / "src", ONTO, "test-squares", tmp_path / "ds", STRIDE)
     assert res.summary["images"] == res.summary["labeled_this_run"] == 10 and not res.summary["skipped"]
     recs = list(read_records(res.out))
-    assert len({r["id"] for r in recs}) == len({(r["source"], r["frame_index"]) for r in recs}) == 10
+    assert len({r.id for r in recs}) == len({(r.source, r.frame_index) for r in recs}) == 10
     check_dataset(res.out)
     fakes.CALLS.clear()
     again = label(tmp_path / "src", ONTO, "test-squares", tmp_path / "ds", STRIDE)
@@ -140,7 +140,7 @@ def test_two_processes_on_one_folder_never_double_records(tmp_path):
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
     recs = list(read_records(out))
-    assert len(recs) == len({r["id"] for r in recs}) == 12
+    assert len(recs) == len({r.id for r in recs}) == 12
 
 
 def test_adding_a_source_on_resume_labels_only_the_new_files(tmp_path):
@@ -154,7 +154,7 @@ def test_adding_a_source_on_resume_labels_only_the_new_files(tmp_path):
     res = label([tmp_path / "camA", tmp_path / "camB"], ONTO, "test-squares", out, CFG)
     assert res.summary["labeled_this_run"] == 3 and res.summary["images"] == 8 and sum(fakes.CALLS) == 3
     recs = list(read_records(out))
-    assert len({r["id"] for r in recs}) == len({r["source"] for r in recs}) == 8
+    assert len({r.id for r in recs}) == len({r.source for r in recs}) == 8
     by_split = _files_by_split(out)
     assert not by_split["train"] & by_split["val"]
     assert sum(len(v) for v in by_split.values()) == 8
@@ -169,7 +169,7 @@ def test_dotfile_named_on_the_command_line_is_labeled_and_kept(tmp_path):
     res = label([hidden, plain], ONTO, "test-squares", tmp_path / "ds", CFG)
     assert res.summary["images"] == 2
     recs = list(read_records(res.out))
-    assert all(not r["id"].startswith(".") and (res.out / r["image"]).is_file() for r in recs)
+    assert all(not r.id.startswith(".") and (res.out / r.image).is_file() for r in recs)
     check_dataset(res.out)
     assert label([hidden, plain], ONTO, "test-squares", tmp_path / "ds", CFG).summary["labeled_this_run"] == 0
 
@@ -236,7 +236,7 @@ def test_duplicate_records_of_older_runs_are_dropped(tmp_path):
 
 
 def _peak_in_flight(max_bytes: int | None, n: int = 24, side: int = 300) -> tuple[int, int]:
-    """(frames seen, peak bytes decoded and not yet finished by a slow consumer) through _batches."""
+    """(frames seen, peak bytes decoded and not yet finished by a slow consumer) through prefetch_batches."""
     lock = threading.Lock()
     alive, peak = [0], [0]
 
@@ -249,7 +249,7 @@ def _peak_in_flight(max_bytes: int | None, n: int = 24, side: int = 300) -> tupl
             yield Frame(id=f"f{i}", image=img, source="x", group="g")
 
     seen = 0
-    for batch in _batches(decoder(), size=4, depth=2, max_bytes=max_bytes):
+    for batch in prefetch_batches(decoder(), size=4, depth=2, max_bytes=max_bytes):
         time.sleep(0.01)  # a slow teacher: the decoder runs ahead as far as it is allowed
         seen += len(batch)
         with lock:

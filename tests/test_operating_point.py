@@ -20,6 +20,7 @@ from autolabel.compress.operating_point import (
     record_stem,
 )
 from autolabel.core.errors import ConfigError
+from autolabel.data.record import Record
 from autolabel.runtime import BundleError, validate_meta
 
 
@@ -143,8 +144,12 @@ def test_per_class_targets_and_unknown_class():
 
 
 def test_record_stem():
-    assert record_stem({"id": "x", "source": "/a/b/cam1_0001.jpg", "frame_index": None}) == "cam1_0001"
-    assert record_stem({"id": "clip_f000010", "source": "/a/clip.mp4", "frame_index": 10}) == "clip_f000010"
+    def rec(rid: str, source: str, frame_index: int | None) -> Record:
+        return Record(id=rid, split="val", image="", label="", source=source, width=1, height=1,
+                      frame_index=frame_index)
+
+    assert record_stem(rec("x", "/a/b/cam1_0001.jpg", None)) == "cam1_0001"
+    assert record_stem(rec("clip_f000010", "/a/clip.mp4", 10)) == "clip_f000010"
 
 
 def _meta(**post):

@@ -67,7 +67,7 @@ def test_full_pipeline_produces_a_bundle_the_runtime_loads(first_run, files):
     assert resolved["label"]["uncertain_conf"] == 0.1 and resolved["train"]["uncertain"] is True  # the defaults
     from autolabel.data.dataset import read_meta
 
-    assert read_meta(res.run_dir / "dataset")["config"]["uncertain_conf"] == 0.1
+    assert read_meta(res.run_dir / "dataset").config["uncertain_conf"] == 0.1
     html = res.report.read_text()
     for text in ("bundle INT8 ONNX", "pruned + KD recovery", "Training curves", "corrupt.jpg", "data:image/png;base64"):
         assert text in html, text

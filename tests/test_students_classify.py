@@ -57,8 +57,8 @@ def squares(tmp_path_factory) -> Path:
 
 
 def _boxes(root: Path, split: str) -> list[tuple[str, int, int, list[float]]]:
-    return [(r["id"], j, c, s) for r in read_records(root) if r["split"] == split
-            for j, (c, s) in enumerate(zip(r["class_id"], r["soft_scores"]))]
+    return [(r.id, j, c, list(s)) for r in read_records(root) if r.split == split
+            for j, (c, s) in enumerate(zip(r.boxes.class_id, r.boxes.soft_scores))]
 
 
 # ------------------------------------------------------------------------------------------- datasets
@@ -97,7 +97,7 @@ def test_crop_dataset_filters_and_zero_rows(squares, tmp_path):
     # a teacher row of zeros: one-hot on the hard label (default), uniform, or skipped
     ds = tmp_path / "zero"
     shutil.copytree(squares, ds)
-    recs = list(read_records(ds))
+    recs = [r.to_json() for r in read_records(ds)]
     first = next(r for r in recs if r["split"] == "train" and r["class_id"])
     first["soft_scores"][0] = [0.0, 0.0]
     (ds / SIDECAR_FILE).write_text("".join(json.dumps(r) + "\n" for r in recs))

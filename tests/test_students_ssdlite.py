@@ -10,6 +10,7 @@ import io
 import json
 import shutil
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def dataset(tmp_path_factory) -> Path:
     fakes.make_square_images(tmp / "src", 14, seed=3)
     out = tmp / "ds"
     label(tmp / "src", ONTO, "test-squares", out, LabelConfig(batch_size=8, progress=False, val_fraction=0.25))
-    splits = [r["split"] for r in read_records(out)]
+    splits = [r.split for r in read_records(out)]
     assert splits.count("train") >= 6 and splits.count("val") >= 1, splits
     return out
 
@@ -356,8 +357,8 @@ def test_bad_input_is_one_line(dataset, tmp_path):
         train_ssdlite(nosidecar, tmp_path / "o2", SSDLiteConfig(progress=False, pretrained=False))
     allval = tmp_path / "allval"
     shutil.copytree(dataset, allval)
-    recs = [{**r, "split": "val"} for r in read_records(allval)]
-    (allval / SIDECAR_FILE).write_text("".join(json.dumps(r) + "\n" for r in recs))
+    recs = [replace(r, split="val") for r in read_records(allval)]
+    (allval / SIDECAR_FILE).write_text("".join(json.dumps(r.to_json()) + "\n" for r in recs))
     with pytest.raises(DatasetError, match="no training images"):
         train_ssdlite(allval, tmp_path / "o3", SSDLiteConfig(progress=False, pretrained=False))
     with pytest.raises(ConfigError, match="nothing to resume"):

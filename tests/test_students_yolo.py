@@ -141,8 +141,8 @@ def test_soft_rows_follow_their_boxes_through_mosaic_affine_flips(color_ds, monk
     ds, table = _soft_dataset(color_ds, mosaic=1.0, fliplr=1.0, flipud=1.0, degrees=0.0, translate=0.2,
                               scale=0.5, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0)
     sidecar = {}  # box id -> (class, soft row) in sidecar order, by hand
-    for rec in sorted(read_records(color_ds), key=lambda r: str((color_ds / r["image"]).resolve())):
-        for c, s in zip(rec["class_id"], rec["soft_scores"]):
+    for rec in sorted(read_records(color_ds), key=lambda r: str((color_ds / r.image).resolve())):
+        for c, s in zip(rec.boxes.class_id, rec.boxes.soft_scores):
             sidecar[len(sidecar)] = (c, s)
     assert len(sidecar) == 20 and len(ds.box_soft) == 20
 
@@ -174,7 +174,7 @@ def test_soft_rows_follow_their_boxes_through_mosaic_affine_flips(color_ds, monk
 def test_label_rows_keep_file_order_even_with_duplicates(squares_ds, tmp_path):
     """Ultralytics de-duplicates label rows (which re-sorts them); soft rows must still match file order."""
     ds_dir = _copy(squares_ds, tmp_path / "dup")
-    recs = list(read_records(ds_dir))
+    recs = [r.to_json() for r in read_records(ds_dir)]
     rec = next(r for r in recs if len(r["class_id"]) >= 2 and r["split"] == "train")
     lbl = ds_dir / rec["label"]
     lines = sorted(lbl.read_text().splitlines(), reverse=True)  # np.unique would sort them the other way
@@ -184,6 +184,9 @@ def test_label_rows_keep_file_order_even_with_duplicates(squares_ds, tmp_path):
     rec["class_id"] = [int(ln.split()[0]) for ln in lines]
     rec["soft_scores"] = [[0.11 * (j + 1), 0.05 * (j + 1)] for j in range(len(lines))]  # distinct rows
     rec["confidence"] = [0.5] * len(lines)
+    w, h = rec["width"], rec["height"]
+    rec["xyxy"] = [[(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
+                   for cx, cy, bw, bh in (map(float, ln.split()[1:]) for ln in lines)]  # one box per row
     (ds_dir / SIDECAR_FILE).write_text("".join(json.dumps(r) + "\n" for r in recs))
     ds, _ = _soft_dataset(ds_dir, augment=False)
     out = ds[next(j for j, f in enumerate(ds.im_files) if Path(f).stem == rec["id"])]
@@ -577,8 +580,8 @@ def test_missing_sidecar_suggests_hard_only(squares_ds, tmp_path):
 
 def test_label_lines_not_matching_sidecar_rows(squares_ds, tmp_path):
     ds = _copy(squares_ds, tmp_path / "edited")
-    rec = next(r for r in read_records(ds) if len(r["class_id"]) >= 2)
-    lbl = ds / rec["label"]
+    rec = next(r for r in read_records(ds) if len(r.boxes) >= 2)
+    lbl = ds / rec.label
     lbl.write_text("".join(lbl.read_text().splitlines(keepends=True)[:-1]))
     with pytest.raises(DatasetError) as e:
         train(ds, "test-yolo-tiny", tmp_path / "o2", _cfg())
@@ -612,16 +615,16 @@ def test_student_is_scored_against_human_labels_next_to_the_model(squares_ds, tm
     (gt / "data.yaml").write_text("train: images\nval: images\nnames:\n  0: red\n  1: blue\n")
     recs = list(read_records(squares_ds))
     for r in recs:  # the teacher's boxes stand in for human ones, under the original file names
-        stem = Path(r["source"]).stem
-        shutil.copy(squares_ds / r["image"], gt / "images" / f"{stem}.png")
-        shutil.copy(squares_ds / r["label"], gt / "labels" / f"{stem}.txt")
+        stem = Path(r.source).stem
+        shutil.copy(squares_ds / r.image, gt / "images" / f"{stem}.png")
+        shutil.copy(squares_ds / r.label, gt / "labels" / f"{stem}.txt")
     out = tmp_path / "run"
     args = ["train", str(squares_ds), "--student", "test-yolo-tiny", "--out", str(out), "--epochs", "1",
             "--imgsz", "64", "--batch", "8", "--device", "cpu", "--workers", "0", "--gt", str(gt), "-q"]
     assert main(args) == 0, capsys.readouterr().err
     assert "against human labels" in capsys.readouterr().out
     h = json.loads((out / "weights" / "metrics.json").read_text())["against_human_labels"]
-    assert h["images"] == sum(r["split"] == "val" for r in recs) and 0.0 <= h["mAP50-95"] <= 1.0
+    assert h["images"] == sum(r.split == "val" for r in recs) and 0.0 <= h["mAP50-95"] <= 1.0
     assert set(h["per_class"]) <= {"red", "blue"}
     # human labels that cover none of the val images: one clear line
     for p in (gt / "images").iterdir():
