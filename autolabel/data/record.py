@@ -107,7 +107,8 @@ def _rows(v: Any, key: str, what: str, width: int | None) -> tuple[tuple[Any, ..
     rows = []
     for row in v:
         if not isinstance(row, list) or (width is not None and len(row) != width):
-            raise _Invalid(f"{what}'{key}' rows must be lists of {width if width is not None else 'equal'} numbers")
+            raise _Invalid(f"{what}'{key}' rows must be lists of {width} numbers" if width is not None
+                           else f"{what}'{key}' rows must be lists of numbers")
         if width is None:
             width = len(row)
         if not all(_is_number(x) for x in row):
