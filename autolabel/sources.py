@@ -47,6 +47,8 @@ __all__ = [
     "MediaItem",
     "SourceConfig",
     "VideoSpan",
+    "image_frame",
+    "truncation_note",
     "SourceReport",
     "count_items",
     "discover",
@@ -680,7 +682,7 @@ def iter_frames(
         if item.kind == IMAGE:
             if done is not None and done(item.id, item.path, None):
                 continue
-            frame = _image_frame(item, config, report)
+            frame = image_frame(item, config, report)
             if frame is not None:
                 yield frame
         else:
@@ -699,7 +701,8 @@ def _done_test(
     return done
 
 
-def _image_frame(item: MediaItem, config: SourceConfig, report: SourceReport) -> Frame | None:
+def image_frame(item: MediaItem, config: SourceConfig, report: SourceReport) -> Frame | None:
+    """Decode one discovered image into a :class:`Frame`; a file that cannot be read is added to ``report`` (None)."""
     try:
         image, suffix = _load_image(item.path, config)
     except SourceError as exc:
@@ -879,7 +882,7 @@ def _video_frames(
     elif span.decoded == 0:
         report.skipped.append((source, "video has no decodable frames"))
     else:
-        truncated = _truncation(span.read_to, span.sampled, span.declared)
+        truncated = truncation_note(span.read_to, span.sampled, span.declared)
         if truncated:
             report.skipped.append((source, truncated))
 
@@ -1008,7 +1011,7 @@ def video_span_frames(
             cap.release()  # also runs when the consumer stops early and the generator is closed
 
 
-def _truncation(read: int, sampled: int, declared: int) -> str | None:
+def truncation_note(read: int, sampled: int, declared: int) -> str | None:
     """The report line of a video that ended well before the frame count its header declares, else None."""
     if declared < 1:
         return None  # raw streams often declare nothing: nothing to compare with

@@ -324,6 +324,6 @@ class Pipeline:
 
     @staticmethod
     def _write_state(run: Path, state: dict[str, Any]) -> None:
-        tmp = run / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(run / STATE_FILE)
+        from autolabel.data.jsonl import write_atomic
+
+        write_atomic(run / STATE_FILE, json.dumps(state, indent=2))

@@ -315,7 +315,7 @@ class _Plan:
 
     def finish(self, report: SourceReport) -> None:
         """Per-video lines, as one pass over each video would write them; report.skipped in local order."""
-        from autolabel.sources import _truncation
+        from autolabel.sources import truncation_note
 
         for sampled, dedup in self.counts:
             report.frames_sampled += sampled
@@ -334,7 +334,7 @@ class _Plan:
                 for s in spans:  # the first block that ended early is where one pass would have stopped
                     sampled += s.sampled
                     if s.ended:
-                        line = _truncation(s.read_to, sampled, s.declared)
+                        line = truncation_note(s.read_to, sampled, s.declared)
                         if line:
                             self.slots[v["slot"]].append((source, line))
                         break
@@ -436,7 +436,7 @@ class _LabelWorker:
 
     def label_unit(self, task: dict[str, Any]) -> dict[str, Any]:
         from autolabel.labeling.label import predict_batch, prefetch_batches
-        from autolabel.sources import _image_frame, video_span_frames
+        from autolabel.sources import image_frame, video_span_frames
 
         cfg = self.config
         stage = self.out / SHARDS_DIR / f"{task['n']:07d}-{uuid.uuid4().hex[:8]}"  # one per attempt
@@ -446,7 +446,7 @@ class _LabelWorker:
         if task["kind"] == "images":
             def image_frames() -> Iterator[Any]:
                 for d in task["items"]:
-                    f = _image_frame(MediaItem(path=Path(d["path"]), kind=IMAGE, id=d["id"]), cfg.sources, report)
+                    f = image_frame(MediaItem(path=Path(d["path"]), kind=IMAGE, id=d["id"]), cfg.sources, report)
                     if f is not None:
                         yield f
 
