@@ -7,7 +7,7 @@
 Each run is a fresh subprocess, so its peak resident memory (``wait4``'s ``ru_maxrss``) is its own; the
 parent builds the FP32 ONNX once (``../shared/weights/yolov8n.pt`` at ``--imgsz``, Ultralytics' exporter).
 ``chunked`` is what ``autolabel export --int8`` runs (activations held at most
-``autolabel.compress.bundle.CALIB_CHUNK_BYTES`` at a time); ``one pass`` feeds every image to onnxruntime's
+``autolabel.compress.quantize.CALIB_CHUNK_BYTES`` at a time); ``one pass`` feeds every image to onnxruntime's
 calibrator at once, as before: its memory grows with the images (about 240 MB per 640 px image), so keep
 ``--before`` small on a small machine. Results: ``bench/out/calib_memory/results.json``.
 """
@@ -29,14 +29,14 @@ WORK = OUT / "calib_memory"
 
 def child(args: argparse.Namespace) -> None:
     """One calibration run (in its own process)."""
-    import autolabel.compress.bundle as B
+    import autolabel.compress.quantize as Q
 
     frames = sorted((SHARED / "data" / "cctv_clinic" / "images").glob("*.jpg"))
     images = [frames[i % len(frames)] for i in range(args.n)]
     if args.one_pass:
-        B.CALIB_CHUNK_BYTES = 1 << 62  # one chunk: every image's activations held at once, as before the fix
+        Q.CALIB_CHUNK_BYTES = 1 << 62  # one chunk: every image's activations held at once, as before the fix
     t0 = time.perf_counter()
-    info = B.quantize_int8(Path(args.onnx), WORK / f"int8_{args.n}_{int(args.one_pass)}.onnx", images, args.imgsz,
+    info = Q.quantize_int8(Path(args.onnx), WORK / f"int8_{args.n}_{int(args.one_pass)}.onnx", images, args.imgsz,
                            1, args.method, True, False)
     print(json.dumps({"seconds": round(time.perf_counter() - t0, 1), "method": info["method"]}))
 
@@ -76,9 +76,9 @@ def main() -> None:
     weights = need(Path(os.environ.get("AUTOLABEL_WEIGHTS_DIR", SHARED / "weights")) / "yolov8n.pt", "yolov8n.pt")
     onnx = WORK / f"yolov8n_{args.imgsz}.onnx"
     if not onnx.is_file():
-        from autolabel.compress.bundle import export_onnx
+        from autolabel.compress.onnx_export import write_yolo_onnx
 
-        export_onnx(weights, onnx, args.imgsz)
+        write_yolo_onnx(weights, onnx, args.imgsz)
     rows = []
     for n, one_pass in [(n, True) for n in args.before] + [(n, False) for n in args.images]:
         rows.append(measure(onnx, n, one_pass, args.method, args.imgsz))

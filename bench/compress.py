@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 from _common import OUT, SHARED, need, table
 
-from autolabel.compress.bundle import ExportConfig, export, score_bundle
+from autolabel.compress.bundle import ExportConfig, export
 from autolabel.compress.pruning import PruneConfig, count_flops_params, prune
+from autolabel.compress.score import score_bundle
 from autolabel.runtime import load_bundle, read_image
 
 WORK = OUT / "compress"

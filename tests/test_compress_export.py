@@ -22,7 +22,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from autolabel.compress.bundle import ExportConfig, decode_nodes, export  # noqa: E402
+from autolabel.compress.bundle import ExportConfig, export  # noqa: E402
+from autolabel.compress.quantize import decode_nodes  # noqa: E402
 from autolabel.runtime import BundleError, decode, letterbox, load_bundle, nms  # noqa: E402
 from autolabel.students import TrainConfig, train  # noqa: E402
 
@@ -270,7 +271,7 @@ def test_int8_calibration_survives_a_near_constant_activation(tmp_path):
     """onnxruntime's histogram calibrators raise on a tensor spanning fewer float32 steps than their bins."""
     import torch
 
-    from autolabel.compress.bundle import _quantize_qdq
+    from autolabel.compress.quantize import quantize_qdq
 
     class Flat(torch.nn.Module):
         def __init__(self) -> None:
@@ -289,9 +290,9 @@ def test_int8_calibration_survives_a_near_constant_activation(tmp_path):
         return ({"images": rng.random((1, 3, 16, 16), dtype=np.float32)} for _ in range(4))
 
     with pytest.warns(UserWarning, match="calibrated with minmax"):
-        used = _quantize_qdq(src, tmp_path / "int8.onnx", feeds, "percentile")
+        used = quantize_qdq(src, tmp_path / "int8.onnx", feeds, "percentile")
     assert used == "minmax" and (tmp_path / "int8.onnx").is_file()
-    assert _quantize_qdq(src, tmp_path / "int8b.onnx", feeds, "minmax") == "minmax"
+    assert quantize_qdq(src, tmp_path / "int8b.onnx", feeds, "minmax") == "minmax"
 
 
 class _Net(torch.nn.Module):
@@ -322,7 +323,7 @@ def test_int8_calibration_is_fed_in_chunks_and_matches_one_pass(tmp_path, monkey
     24 GB): the feed is cut into chunks of bounded bytes, and the ranges stay those of one pass."""
     from onnxruntime.quantization.calibrate import HistogramCalibrater, MinMaxCalibrater
 
-    import autolabel.compress.bundle as B
+    import autolabel.compress.quantize as Q
 
     src = tmp_path / "net.onnx"
     torch.onnx.export(_Net().eval(), (torch.rand(1, 3, 32, 32),), str(src), input_names=["images"], opset_version=17,
@@ -351,13 +352,13 @@ def test_int8_calibration_is_fed_in_chunks_and_matches_one_pass(tmp_path, monkey
 
     enum = {"percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax,
             "entropy": CalibrationMethod.Entropy}[method]
-    _, per_image_chunk = B._calibrate_in_chunks(src, feeds, enum, extra, tmp_path, chunk_bytes=1)
+    _, per_image_chunk = Q.calibrate_in_chunks(src, feeds, enum, extra, tmp_path, chunk_bytes=1)
     assert per_image_chunk == 1
     held.clear()
-    one = B._calibrate_in_chunks(src, feeds, enum, extra, tmp_path, chunk_bytes=1 << 40)[0]
+    one = Q.calibrate_in_chunks(src, feeds, enum, extra, tmp_path, chunk_bytes=1 << 40)[0]
     assert held == [12] * (2 if method == "entropy" else 1)  # one pass: every image at once, as before
     held.clear()
-    chunked = B._calibrate_in_chunks(src, feeds, enum, extra, tmp_path, chunk_bytes=1)[0]
+    chunked = Q.calibrate_in_chunks(src, feeds, enum, extra, tmp_path, chunk_bytes=1)[0]
     assert held == [1] * 12 * (2 if method == "entropy" else 1)  # entropy: a minmax pass, then the histograms
     assert set(one) == set(chunked) and set(one)
     for name in one:
@@ -367,10 +368,10 @@ def test_int8_calibration_is_fed_in_chunks_and_matches_one_pass(tmp_path, monkey
         np.testing.assert_allclose(r2, r1, atol=tol, rtol=0, err_msg=name)
     # the quantizer itself runs on the chunked ranges: the QDQ scales of the two models agree
     held.clear()
-    assert B._quantize_qdq(src, tmp_path / "a.onnx", feeds, method, extra=extra, chunk_bytes=1) == method
+    assert Q.quantize_qdq(src, tmp_path / "a.onnx", feeds, method, extra=extra, chunk_bytes=1) == method
     assert held and max(held) == 1
-    monkeypatch.setattr(B, "CALIB_CHUNK_BYTES", 1 << 40)
-    B._quantize_qdq(src, tmp_path / "b.onnx", feeds, method, extra=extra)
+    monkeypatch.setattr(Q, "CALIB_CHUNK_BYTES", 1 << 40)
+    Q.quantize_qdq(src, tmp_path / "b.onnx", feeds, method, extra=extra)
     sa, sb = _scales(tmp_path / "a.onnx"), _scales(tmp_path / "b.onnx")
     assert sa.keys() == sb.keys() and sa
     for k in sa:

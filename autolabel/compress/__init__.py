@@ -1,5 +1,12 @@
 """Compress and ship: structured pruning with KD recovery, ONNX export, INT8 calibrated on the user's images.
 
+Modules: :mod:`~autolabel.compress.pruning` (the prune stage) on :mod:`~autolabel.compress.prune_engine`, with
+:mod:`~autolabel.compress.prune_yolo` and :mod:`~autolabel.compress.prune_classifier`;
+:mod:`~autolabel.compress.bundle` (the export stage and the bundle it writes) from
+:mod:`~autolabel.compress.onnx_export`, :mod:`~autolabel.compress.quantize` (INT8 / FP16, calibrated on
+:mod:`~autolabel.compress.calibration`'s images), :mod:`~autolabel.compress.score` and
+:mod:`~autolabel.compress.operating_point`.
+
 Names are imported lazily so ``import autolabel.compress`` needs neither torch nor onnx.
 """
 
@@ -13,8 +20,8 @@ _EXPORTS = {
     "ExportConfig": _EXPORT,
     "ExportResult": _EXPORT,
     "export": _EXPORT,
-    "quantize_int8": _EXPORT,
-    "score_bundle": _EXPORT,
+    "quantize_int8": "autolabel.compress.quantize",
+    "score_bundle": "autolabel.compress.score",
     "PruneConfig": _PRUNE,
     "PruneResult": _PRUNE,
     "prune": _PRUNE,

@@ -422,19 +422,13 @@ def _calibration_batch(data: Path | None, imgsz: int, n: int = 32) -> torch.Tens
     """Up to ``n`` of the dataset's train images, letterboxed as the runtime does, for channel statistics."""
     if data is None or data.suffix in {".yaml", ".yml"}:
         return None
-    import random
+    from autolabel.compress.calibration import calibration_images
+    from autolabel.core.images import letterboxed_batch
 
-    import numpy as np
-
-    from autolabel.compress.bundle import _dataset_images, _read_rgb
-    from autolabel.runtime import letterbox
-
-    imgs = _dataset_images(data, "train") or _dataset_images(data, None)
+    imgs = calibration_images(data, n)
     if not imgs:
         return None
-    random.Random(0).shuffle(imgs)
-    x = np.stack([letterbox(_read_rgb(p), imgsz)[0] for p in imgs[:n]]).transpose(0, 3, 1, 2)
-    return torch.from_numpy(x.astype(np.float32) / 255.0)
+    return torch.from_numpy(letterboxed_batch(imgs, imgsz))
 
 
 def _val(weights: Path, data_yaml: Path, config: PruneConfig) -> dict[str, float] | None:
@@ -498,10 +492,10 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
     config = config or PruneConfig()
     if classifier_checkpoint(model) is not None:  # a train-classifier checkpoint: its own path
         return prune_classifier(model, out, data=data, config=config)
-    from autolabel.compress.bundle import _load_yolo, _resolve_model
+    from autolabel.compress.yolo_model import load_detector, resolve_checkpoint
     from autolabel.core.checkpoints import load_yolo
 
-    pt = _resolve_model(model)
+    pt = resolve_checkpoint(model)
     data_p = Path(data).expanduser() if data is not None else None
     if data_p is None and config.recover_epochs > 0:
         raise ConfigError("recovery needs the dataset: pass --data DATASET (or --recover-epochs 0 to only prune)")
@@ -519,7 +513,7 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
 
     from dataclasses import replace
 
-    y = _load_yolo(pt)
+    y = load_detector(pt)
     names = dict(y.names)
     original = deepcopy(y.model).float().eval()
     cal = _calibration_batch(data_p, config.imgsz)
