@@ -25,7 +25,8 @@ import numpy as np
 from _common import OUT, SHARED, need, table
 
 from autolabel.compress.bundle import ExportConfig, export
-from autolabel.compress.pruning import PruneConfig, count_flops_params, prune
+from autolabel.compress.prune_engine import count_flops_params
+from autolabel.compress.pruning import PruneConfig, prune
 from autolabel.compress.score import score_bundle
 from autolabel.runtime import load_bundle, read_image
 

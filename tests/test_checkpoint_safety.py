@@ -129,3 +129,36 @@ def test_help_is_plain_without_bool_metavars():
 
 def test_readme_mentions_the_opt_in():
     assert "--trust-checkpoint" in (ROOT / "README.md").read_text()
+
+
+def test_a_student_pruned_before_its_layers_moved_still_loads(tmp_path):
+    """Pruned students pickled ``C2fSplit`` as ``autolabel.compress.pruning.C2fSplit`` before the layer moved to
+    ``autolabel.students.yolo.layers``: such a file loads, restricted and trusted, into the same class."""
+    import zipfile
+
+    import torch
+
+    from autolabel.compress.prune_yolo import split_c2f
+    from autolabel.students.yolo.layers import C2fSplit
+
+    import_ultralytics()
+    from ultralytics.nn.tasks import DetectionModel
+
+    model = DetectionModel("yolov8n.yaml", nc=2, verbose=False)
+    n = split_c2f(model)
+    model.names = {0: "red", 1: "blue"}
+    path = tmp_path / "pruned.pt"
+    C2fSplit.__module__ = "autolabel.compress.pruning"  # where the class lived when older files were pickled
+    try:
+        torch.save({"model": model.half().eval(), "train_args": {"imgsz": 64}}, path)
+    finally:
+        C2fSplit.__module__ = "autolabel.students.yolo.layers"
+    with zipfile.ZipFile(path) as z:
+        pickled = z.read(next(f for f in z.namelist() if f.endswith("data.pkl")))
+    assert b"autolabel.compress.pruning" in pickled and b"autolabel.students.yolo.layers" not in pickled
+    for trust in (False, True):
+        trust_checkpoints(trust)
+        y = load_yolo(path)
+        assert sum(type(m) is C2fSplit for m in y.model.modules()) == n > 0, trust
+        with torch.no_grad():
+            assert y.model.float().eval()(torch.zeros(1, 3, 64, 64))[0].shape[:2] == (1, 6)

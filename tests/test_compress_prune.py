@@ -19,16 +19,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torch_pruning")
 
 from autolabel.compress.bundle import ExportConfig, export  # noqa: E402
-from autolabel.compress.pruning import (  # noqa: E402
-    C2fSplit,
-    PruneConfig,
-    count_flops_params,
-    prune,
-    prune_model,
-    split_c2f,
-)
+from autolabel.compress.prune_engine import count_flops_params  # noqa: E402
+from autolabel.compress.prune_yolo import prune_model, split_c2f  # noqa: E402
+from autolabel.compress.pruning import PruneConfig, prune  # noqa: E402
 from autolabel.runtime import load_bundle  # noqa: E402
 from autolabel.students import TrainConfig, train  # noqa: E402
+from autolabel.students.yolo.layers import C2fSplit  # noqa: E402
 
 ONTO = Ontology.from_dict({"classes": [{"name": "red"}, {"name": "blue"}]})
 
@@ -167,7 +163,7 @@ def test_pruning_keeps_a_real_model_working_where_magnitude_alone_breaks_it(bus_
     import torch_pruning as tp
     from ultralytics import YOLO
 
-    import autolabel.compress.pruning as P
+    import autolabel.compress.prune_yolo as P
     from autolabel.runtime import letterbox
 
     w = weights_path("yolov8n.pt")
@@ -181,12 +177,12 @@ def test_pruning_keeps_a_real_model_working_where_magnitude_alone_breaks_it(bus_
     ours = YOLO(str(w)).model.float()
     prune_model(ours, PruneConfig(ratio=0.1, imgsz=320), images=x)
     plain = YOLO(str(w)).model.float()
-    orig_imp, orig_comp = P.ActivationImportance, P._compensate
+    orig_imp, orig_comp = P.ActivationImportance, P.compensate
     try:
         P.ActivationImportance = lambda m, st: tp.importance.GroupMagnitudeImportance(p=2)
-        P._compensate = lambda *a: None
+        P.compensate = lambda *a: None
         prune_model(plain, PruneConfig(ratio=0.1, imgsz=320), images=x)
     finally:
-        P.ActivationImportance, P._compensate = orig_imp, orig_comp
+        P.ActivationImportance, P.compensate = orig_imp, orig_comp
     assert ref > 0.7
     assert best_person(ours) > 0.3 > best_person(plain) + 0.1, (best_person(ours), best_person(plain))

@@ -54,7 +54,7 @@ def _count(pt: str | None, imgsz: int) -> tuple[int | None, int | None]:
     if not pt or not Path(pt).is_file():
         return None, None
     try:
-        from autolabel.compress.pruning import count_flops_params
+        from autolabel.compress.prune_engine import count_flops_params
         from autolabel.core.checkpoints import load_yolo
 
         m = load_yolo(pt, what="report").model.float()

@@ -153,13 +153,14 @@ def _allow_autolabel_modules() -> None:
     """autolabel's own layers that its checkpoints hold (pruned students) join the weights-only allow-list.
 
     They are plain ``nn.Module`` subclasses: the restricted unpickler only sets their attributes, it calls no
-    code of the file's choosing.
+    code of the file's choosing. Files pruned before the layers moved name them where they were
+    (:data:`~autolabel.students.yolo.layers.LEGACY_NAMES`): those names resolve to the same classes.
     """
     import torch
 
-    from autolabel.compress.pruning import C2fSplit
+    from autolabel.students.yolo.layers import LEGACY_NAMES, C2fSplit
 
-    torch.serialization.add_safe_globals([C2fSplit])
+    torch.serialization.add_safe_globals([C2fSplit, *((cls, name) for name, cls in LEGACY_NAMES.items())])
 
 
 def safe_loading_supported() -> bool:
