@@ -187,7 +187,7 @@ def test_a_class_the_model_never_finds_keeps_the_fallback():
 def test_report_plots_each_models_curves_with_the_chosen_point(tmp_path):
     import matplotlib
 
-    from autolabel.app.report import _operating_point
+    from autolabel.app.report import _operating_point_data, _operating_point_html
     from autolabel.compress.operating_point import CURVES_FILE, write_record
 
     matplotlib.use("Agg")
@@ -206,6 +206,6 @@ def test_report_plots_each_models_curves_with_the_chosen_point(tmp_path):
     (tmp_path / "bundle.json").write_text(json.dumps(meta))
     (tmp_path / CURVES_FILE).write_text(json.dumps({"grid": list(CURVE_GRID), "models": curves}))
     with matplotlib.rc_context({"text.parse_math": False}):
-        png, doc = _operating_point({"bundle": str(tmp_path)})
+        png, doc = _operating_point_html(_operating_point_data({"bundle": str(tmp_path)}))
     assert png.startswith("data:image/png;base64,")
     assert "<td>INT8</td><td>cash$box</td><td>10</td><td>0.2000</td>" in doc and "max F1" in doc

@@ -18,10 +18,11 @@ import html
 import io
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["accuracy_rows", "write_report"]
+__all__ = ["ReportData", "accuracy_rows", "report_data", "write_report"]
 
 
 def _png(fig: Any) -> str:
@@ -177,6 +178,35 @@ def _fmt(v: Any, kind: str = "") -> str:
     return html.escape(str(v))
 
 
+@dataclass
+class ReportData:
+    """Everything the report shows, computed and read (models counted and evaluated, files read) before any of
+    it is drawn: :func:`report_data` makes it, the page is rendered from it alone."""
+
+    rows: list[dict[str, Any]]  # the accuracy / size / latency table (see accuracy_rows)
+    curves: list[tuple[str, list[dict[str, float]]]]  # (name, results.csv rows) of training and recovery
+    label: dict[str, Any]  # the label stage's artifacts: images, boxes, boxes_per_class, skipped …
+    export: dict[str, Any]  # the export stage's artifacts: bundle, files, metrics, guard
+    operating_point: tuple[dict[str, Any], dict[str, Any]] | None  # the bundle's (operating_point, curves)
+    preview: str  # the teacher samples as a data URL ("" without a preview)
+
+
+def report_data(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any]],
+                seconds: dict[str, Any]) -> ReportData:
+    """The report's numbers: the accuracy rows (which evaluate models against the human labels when
+    ``report.gt`` is set, and count FLOPs), the training curves, the bundle's operating point, the preview."""
+    lab = art.get("label") or {}
+    ex = art.get("export") or {}
+    curves = [("training", _read_csv((art.get("train") or {}).get("results_csv"))),
+              ("pruned: recovery", _read_csv((art.get("prune") or {}).get("results_csv")))]
+    preview = ""
+    pv = Path(lab.get("dataset", "")) / "preview.jpg" if lab.get("dataset") else None
+    if pv is not None and pv.is_file():
+        preview = "data:image/jpeg;base64," + base64.b64encode(pv.read_bytes()).decode()
+    return ReportData(rows=accuracy_rows(run, config, art, seconds), curves=[(n, c) for n, c in curves if c],
+                      label=lab, export=ex, operating_point=_operating_point_data(ex), preview=preview)
+
+
 def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any]],
                  seconds: dict[str, Any], started: float | None = None) -> Path:
     """Write ``run/report.html`` and ``run/report.json``; returns the HTML path.
@@ -188,17 +218,27 @@ def write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any
     """
     import matplotlib
 
+    data = report_data(run, config, art, seconds)
+    seconds = dict(seconds)
     matplotlib.use("Agg")
     with matplotlib.rc_context({"text.parse_math": False}):  # '$' in a class or file name is text
-        return _write_report(run, config, art, dict(seconds), started)
+        doc = _render(data, run, config, seconds, started)
+    out = run / "report.html"
+    out.write_text(doc, encoding="utf-8")
+    (run / "report.json").write_text(json.dumps({"rows": data.rows, "seconds": seconds,
+                                                 "boxes_per_class": data.label.get("boxes_per_class") or {},
+                                                 "skipped": data.label.get("skipped") or [],
+                                                 "bundle": data.export.get("bundle"), "guard": data.export.get("guard")},
+                                                indent=2, default=str))
+    return out
 
 
-def _write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, Any]],
-                  seconds: dict[str, Any], started: float | None) -> Path:
+def _render(data: ReportData, run: Path, config: dict[str, Any], seconds: dict[str, Any],
+            started: float | None) -> str:
+    """The HTML page of ``data`` (``seconds`` gains the report's own time when ``started`` is given)."""
     import matplotlib.pyplot as plt
 
-    rows = accuracy_rows(run, config, art, seconds)
-    lab = art.get("label") or {}
+    rows, lab, curves = data.rows, data.label, data.curves
     plots: list[tuple[str, str]] = []
 
     metric = "top1" if config["task"] == "classify" else "mAP50-95"
@@ -213,9 +253,6 @@ def _write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, An
         ax[1].set_xlabel("ms / image (this CPU)")
         ax[1].set_title("bundle latency")
         plots.append(("Accuracy and latency", _png(fig)))
-    curves = [("training", _read_csv((art.get("train") or {}).get("results_csv"))),
-              ("pruned: recovery", _read_csv((art.get("prune") or {}).get("results_csv")))]
-    curves = [(n, c) for n, c in curves if c]
     if curves:
         fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
         for name, c in curves:
@@ -238,16 +275,12 @@ def _write_report(run: Path, config: dict[str, Any], art: dict[str, dict[str, An
         ax.tick_params(axis="x", rotation=30)
         plots.append(("Label statistics", _png(fig)))
 
-    op_plot, op_html = _operating_point(art.get("export") or {})
+    op_plot, op_html = _operating_point_html(data.operating_point)
     if op_plot:
         plots.append(("Operating point", op_plot))
 
-    preview = ""
-    pv = Path(lab.get("dataset", "")) / "preview.jpg" if lab.get("dataset") else None
-    if pv is not None and pv.is_file():
-        preview = "data:image/jpeg;base64," + base64.b64encode(pv.read_bytes()).decode()
-
-    ex = art.get("export") or {}
+    preview = data.preview
+    ex = data.export
     bundle = ex.get("bundle")
     final = next((r for r in reversed(rows) if r["kind"] == "onnxruntime" and "INT8" in r["model"]), None) or \
         next((r for r in reversed(rows) if r["kind"] == "onnxruntime"), None)
@@ -307,12 +340,7 @@ The teacher's latency is its labeling time per image.</p>
 <h2>Stage wall times (s)</h2><table>{stage_rows}</table>
 <h2>Configuration</h2><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre>
 </body></html>"""
-    out = run / "report.html"
-    out.write_text(doc, encoding="utf-8")
-    (run / "report.json").write_text(json.dumps({"rows": rows, "seconds": seconds, "boxes_per_class": per_class,
-                                                 "skipped": skipped, "bundle": bundle, "guard": ex.get("guard")},
-                                                indent=2, default=str))
-    return out
+    return doc
 
 
 def _guard_html(g: dict[str, Any]) -> str:
@@ -338,12 +366,11 @@ def _guard_html(g: dict[str, Any]) -> str:
 _MODEL_COLORS = {"fp32": "#4c72b0", "int8": "#c44e52", "fp16": "#55a868"}
 
 
-def _operating_point(ex: dict[str, Any], max_classes: int = 8) -> tuple[str | None, str]:
-    """The bundle's chosen thresholds: per class a precision–recall and an F1–confidence plot, one line per
-    model (FP32 and INT8 confidences differ), the chosen point marked, the fallback threshold dotted; and a
-    table of the numbers. Empty when the bundle has no operating point."""
+def _operating_point_data(ex: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The exported bundle's ``(operating_point, curves)`` (``bundle.json``'s record and the curves file);
+    None without a readable bundle."""
     if not ex.get("bundle"):
-        return None, ""
+        return None
     from autolabel.compress.operating_point import CURVES_FILE
 
     root = Path(ex["bundle"])
@@ -351,8 +378,18 @@ def _operating_point(ex: dict[str, Any], max_classes: int = 8) -> tuple[str | No
         meta = json.loads((root / "bundle.json").read_text())
         curves = json.loads((root / CURVES_FILE).read_text()) if (root / CURVES_FILE).is_file() else {}
     except (OSError, ValueError):
+        return None
+    return meta.get("operating_point") or {}, curves
+
+
+def _operating_point_html(data: tuple[dict[str, Any], dict[str, Any]] | None,
+                          max_classes: int = 8) -> tuple[str | None, str]:
+    """The bundle's chosen thresholds (:func:`_operating_point_data`): per class a precision–recall and an
+    F1–confidence plot, one line per model (FP32 and INT8 confidences differ), the chosen point marked, the
+    fallback threshold dotted; and a table of the numbers. Empty when the bundle has no operating point."""
+    if data is None:
         return None, ""
-    op = meta.get("operating_point") or {}
+    op, curves = data
     models = op.get("models") or {}
     if not models:
         return None, f"<h2>Operating point</h2><p>{html.escape(str(op.get('note') or 'none'))}</p>" if op else ""
