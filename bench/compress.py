@@ -88,6 +88,23 @@ def human_map(bundle: Path, model: str, test_ds: Path) -> tuple[float | None, fl
     return m.get("mAP50-95"), m.get("mAP50")
 
 
+def prune_rows(args: argparse.Namespace, student: Path, pool_ds: Path) -> tuple:
+    """The pruned student with KD recovery (and with plain recovery unless --skip-plain)."""
+    t0 = time.perf_counter()
+    pr = prune(student, WORK / "pruned", data=pool_ds, config=PruneConfig(
+        ratio=args.ratio, imgsz=args.imgsz, recover_epochs=args.recover_epochs, rounds=args.rounds, kd=True, batch=16,
+        workers=2, progress=False, round_to=args.round_to))
+    print(f"pruned + KD recovery in {time.perf_counter() - t0:.0f} s", flush=True)
+    pr_nokd = None
+    if not args.skip_plain:
+        t0 = time.perf_counter()
+        pr_nokd = prune(student, WORK / "pruned_nokd", data=pool_ds, config=PruneConfig(
+            ratio=args.ratio, imgsz=args.imgsz, recover_epochs=args.recover_epochs, rounds=args.rounds, kd=False,
+            batch=16, workers=2, progress=False, round_to=args.round_to))
+        print(f"pruned + plain recovery in {time.perf_counter() - t0:.0f} s", flush=True)
+    return pr, pr_nokd
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--student", default=None)
@@ -99,6 +116,8 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix of the output folder bench/out/compress<tag>")
     ap.add_argument("--round-to", type=int, default=1, help="channel counts multiples of this (8: faster kernels)")
     ap.add_argument("--skip-plain", action="store_true", help="no plain-recovery (no KD) comparison row")
+    ap.add_argument("--int8-only", action="store_true",
+                    help="only the student's FP32 and INT8 rows (and Ultralytics' exports): no pruning")
     args = ap.parse_args()
     global WORK
     WORK = OUT / f"compress{args.tag}"
@@ -135,28 +154,20 @@ def main() -> None:
                            boxes=Boxes(tuple(boxes), (0,) * n, (1.0,) * n, ((1.0,),) * n)).to_json())
     append_jsonl(test_ds / SIDECAR_FILE, recs)
 
-    t0 = time.perf_counter()
-    pr = prune(student, WORK / "pruned", data=pool_ds, config=PruneConfig(
-        ratio=args.ratio, imgsz=args.imgsz, recover_epochs=args.recover_epochs, rounds=args.rounds, kd=True, batch=16,
-        workers=2, progress=False, round_to=args.round_to))
-    prune_s = time.perf_counter() - t0
-    print(f"pruned + KD recovery in {prune_s:.0f} s", flush=True)
-    pr_nokd = None
-    if not args.skip_plain:
-        t0 = time.perf_counter()
-        pr_nokd = prune(student, WORK / "pruned_nokd", data=pool_ds, config=PruneConfig(
-            ratio=args.ratio, imgsz=args.imgsz, recover_epochs=args.recover_epochs, rounds=args.rounds, kd=False,
-            batch=16, workers=2, progress=False, round_to=args.round_to))
-        print(f"pruned + plain recovery in {time.perf_counter() - t0:.0f} s", flush=True)
-
+    pr = pr_nokd = None
+    if not args.int8_only:
+        pr, pr_nokd = prune_rows(args, student, pool_ds)
     rounds = f" ({args.recover_epochs} ep, {args.rounds} rounds)" if args.rounds > 1 else f" ({args.recover_epochs} ep)"
     variants = [
         ("student FP32", student, "fp32"),
         ("student INT8", student, "int8"),
-        (f"pruned {args.ratio:.0%} FLOPs, no recovery, FP32", pr.pruned, "fp32"),
-        (f"pruned {args.ratio:.0%} + KD recovery{rounds}, FP32", pr.recovered, "fp32"),
-        (f"pruned {args.ratio:.0%} + KD recovery{rounds}, INT8", pr.recovered, "int8"),
     ]
+    if pr is not None:
+        variants += [
+            (f"pruned {args.ratio:.0%} FLOPs, no recovery, FP32", pr.pruned, "fp32"),
+            (f"pruned {args.ratio:.0%} + KD recovery{rounds}, FP32", pr.recovered, "fp32"),
+            (f"pruned {args.ratio:.0%} + KD recovery{rounds}, INT8", pr.recovered, "int8"),
+        ]
     if pr_nokd is not None:
         variants.insert(3, (f"pruned {args.ratio:.0%} + plain recovery{rounds}, FP32", pr_nokd.recovered, "fp32"))
     image = read_image(sorted((test_src / "images").iterdir())[0])
@@ -228,7 +239,7 @@ def main() -> None:
                          round(size, 2), "—", "—", *lat])
         print(rows[-1], flush=True)
     (WORK / "results.json").write_text(json.dumps({"args": vars(args), "student": str(student), "rows": results,
-                                                   "prune_report": pr.report,
+                                                   "prune_report": pr.report if pr else None,
                                                    "prune_nokd_report": pr_nokd.report if pr_nokd else None},
                                                   indent=2, default=str))
     print(f"\nperson class on {len(list((test_src / 'images').iterdir()))} held-out cctv_clinic frames vs human labels, "
