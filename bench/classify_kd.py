@@ -28,7 +28,7 @@ from _common import OUT, SHARED, need, table
 from autolabel.core.ontology import Ontology
 from autolabel.data.dataset import read_meta, read_records
 from autolabel.labeling.label import LabelConfig, label
-from autolabel.students.classifier.train import ClassifierConfig, crop_key, train_classifier
+from autolabel.students.classifier import ClassifierConfig, crop_key, train_classifier
 
 
 def coco_names(data: Path) -> list[str]:
@@ -118,7 +118,7 @@ def main() -> None:
         runs = []
         for seed in args.seeds:
             cfg = ClassifierConfig(model="mobilenet_v3_small", pretrained=False, epochs=args.epochs, batch=args.batch,
-                                   imgsz=args.imgsz, kd=kd, seed=seed, device="cpu", progress=False)
+                                   imgsz=args.imgsz, soft=kd, seed=seed, device="cpu", progress=False)
             t = time.perf_counter()
             r = train_classifier(ds, OUT / "cls_kd_runs" / f"{'kd' if kd else 'ce'}_s{seed}", cfg, human_labels=human)
             runs.append((r.metrics["final"], time.perf_counter() - t, r.metrics))

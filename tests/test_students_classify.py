@@ -17,19 +17,12 @@ from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundErro
 from autolabel.core.ontology import Ontology
 from autolabel.data.dataset import SIDECAR_FILE, read_records
 from autolabel.distill.losses import HintonKD
+from autolabel.labeling.classify import ClassLabelConfig, label_classification
 from autolabel.labeling.label import LabelConfig, label
 from autolabel.students.classifier import train as classify
-from autolabel.students.classifier.train import (
-    ClassifierConfig,
-    ClassLabelConfig,
-    CropDataset,
-    ImageClassDataset,
-    build_classifier,
-    crop_key,
-    label_classification,
-    load_classifier,
-    train_classifier,
-)
+from autolabel.students.classifier.dataset import CLS_SIDECAR_FILE, CropDataset, ImageClassDataset, crop_key
+from autolabel.students.classifier.model import build_classifier, load_classifier
+from autolabel.students.classifier.train import ClassifierConfig, train_classifier
 from tests import fakes
 
 ONTO = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.5}, {"name": "blue", "threshold": 0.5}]})
@@ -132,7 +125,7 @@ def test_label_classification_layout_and_training(tmp_path):
                                config=ClassLabelConfig(val_fraction=0.3, progress=False, batch_size=5))
     s = res.summary
     assert s["images"] == 12 and s["train"] > 0 and s["val"] > 0
-    recs = [json.loads(line) for line in (out / classify.CLS_SIDECAR_FILE).read_text().splitlines()]
+    recs = [json.loads(line) for line in (out / CLS_SIDECAR_FILE).read_text().splitlines()]
     assert len(recs) == 12
     for r in recs:
         cls = ["red", "blue"][r["class_id"]]
@@ -159,8 +152,8 @@ def test_train_from_scratch_writes_checkpoints_and_metrics(squares, tmp_path):
     human["not-a-sample:0"] = "red"
     res = train_classifier(squares, tmp_path / "run", ClassifierConfig(**TINY, epochs=2), human_labels=human)
     for f in ("last.pt", "best.pt", "metrics.json"):
-        assert (tmp_path / "run" / f).is_file(), f
-    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+        assert (tmp_path / "run" / "weights" / f).is_file(), f
+    m = json.loads((tmp_path / "run" / "weights" / "metrics.json").read_text())
     assert m == res.metrics and m["epoch"] == 2 and len(m["history"]) == 2
     assert m["history"][1]["train_loss"] < m["history"][0]["train_loss"]  # loss falls
     assert m["loss"].startswith("hinton_kd") and m["train_samples"] == len(CropDataset(squares, "train"))
@@ -215,12 +208,12 @@ def test_resume_continues_at_next_epoch(squares, tmp_path):
     run = tmp_path / "run"
     first = train_classifier(squares, run, ClassifierConfig(**TINY, epochs=1))
     assert first.start_epoch == 1 and first.epochs_run == 1
-    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
+    assert torch.load(run / "weights" / "last.pt", weights_only=True)["epoch"] == 1
     res = train_classifier(squares, run, ClassifierConfig(**TINY, epochs=2, resume=True))
     assert res.start_epoch == 2 and res.epochs_run == 1
     assert [h["epoch"] for h in res.metrics["history"]] == [1, 2]
     assert res.metrics["history"][0] == first.metrics["history"][0]
-    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 2
+    assert torch.load(run / "weights" / "last.pt", weights_only=True)["epoch"] == 2
     done = train_classifier(squares, run, ClassifierConfig(**TINY, epochs=2, resume=True))
     assert done.epochs_run == 0 and done.metrics["epoch"] == 2
     with pytest.raises(ConfigError, match="cannot resume .*imgsz=32 .now 48"):
@@ -295,9 +288,9 @@ def test_cli_train_classifier_with_and_without_kd(squares, tmp_path, capsys):
     assert main([*base, "--out", str(tmp_path / "kd")]) == 0, capsys.readouterr().err
     assert "top-1" in capsys.readouterr().out
     assert main([*base, "--out", str(tmp_path / "ce"), "--no-kd"]) == 0
-    kd = json.loads((tmp_path / "kd" / "metrics.json").read_text())
-    ce = json.loads((tmp_path / "ce" / "metrics.json").read_text())
-    assert (tmp_path / "kd" / "best.pt").is_file() and (tmp_path / "ce" / "best.pt").is_file()
+    kd = json.loads((tmp_path / "kd" / "weights" / "metrics.json").read_text())
+    ce = json.loads((tmp_path / "ce" / "weights" / "metrics.json").read_text())
+    assert (tmp_path / "kd" / "weights" / "best.pt").is_file() and (tmp_path / "ce" / "weights" / "best.pt").is_file()
     assert json.dumps(kd) != json.dumps(ce)
     assert main([*base, "--out", str(tmp_path / "x"), "--model", "not_a_model"]) == 2
     assert "not_a_model" in capsys.readouterr().err
