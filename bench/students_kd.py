@@ -145,7 +145,7 @@ def main() -> None:
     base = TrainConfig(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, workers=2, seed=tseed,
                        close_mosaic=max(1, args.epochs // 3), progress=False, overwrite=True, ultralytics=hyp)
     plans = {
-        "hard": ("yolov8n on the teacher's hard labels", ds, {"hard_only": True}, f"autolabel train {ds} {common} --hard-only"),
+        "hard": ("yolov8n on the teacher's hard labels", ds, {"soft": False}, f"autolabel train {ds} {common} --hard-only"),
         "soft": ("yolov8n on hard + soft labels (α 0.5, T 1)", ds, {}, f"autolabel train {ds} {common}"),
         "soft_low": ("yolov8n on soft labels incl. the teacher's boxes down to 0.1 (α 0.25, conf-weighted)", ds_low,
                      {"alpha": 0.25, "conf_weight": True},
@@ -156,7 +156,7 @@ def main() -> None:
                    f"autolabel label … --uncertain-conf 0.1; autolabel train {ds_unc} {common} --kd-teacher {v11}"),
         "kd": ("yolov8n, soft labels + online KD from yolo11n", ds, {"kd_teacher": v11},
                f"autolabel train {ds} {common} --kd-teacher {v11}"),
-        "human": ("yolov8n on the pool's human labels (ceiling)", pool_dir / "data.yaml", {"hard_only": True},
+        "human": ("yolov8n on the pool's human labels (ceiling)", pool_dir / "data.yaml", {"soft": False},
                   f"autolabel train {pool_dir / 'data.yaml'} {common} --hard-only"),
     }
     res_path = WORK / "results.json"

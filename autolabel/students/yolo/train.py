@@ -49,16 +49,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
+from autolabel.core.registry import Registry
 from autolabel.core.weights import looked_in, resolve_local_weights
 from autolabel.data.dataset import META_FILE, SIDECAR_FILE, read_meta, read_records
 from autolabel.data.record import DatasetMeta, Record
-from autolabel.students import STUDENTS
 
 if TYPE_CHECKING:
     from autolabel.core.ontology import Ontology
 
 __all__ = [
     "SETTINGS_FILE",
+    "STUDENTS",
+    "YOLO_MODELS",
     "SoftTable",
     "TrainConfig",
     "TrainResult",
@@ -120,8 +122,12 @@ def tiny_yolo_yaml(nc: int = 80, depth: float = 0.33, width: float = 0.0625, max
     }
 
 
-if "test-yolo-tiny" not in STUDENTS:
-    STUDENTS.register("test-yolo-tiny", help="test/smoke only: YOLOv8 layout at 1/16 width (~0.1M parameters)")(
+YOLO_MODELS: Registry[Any] = Registry("student")
+"""Named YOLO model configurations a student can be built from (``train(student="test-yolo-tiny")``)."""
+STUDENTS = YOLO_MODELS  # its former name (it lived in autolabel.students)
+
+if "test-yolo-tiny" not in YOLO_MODELS:
+    YOLO_MODELS.register("test-yolo-tiny", help="test/smoke only: YOLOv8 layout at 1/16 width (~0.1M parameters)")(
         tiny_yolo_yaml
     )
 
@@ -148,14 +154,16 @@ class TrainConfig:
         epochs, imgsz, batch: as Ultralytics (``imgsz`` is rounded up to a multiple of the stride).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         workers: dataloader workers (Ultralytics uses none on CPU).
-        hard_only: plain Ultralytics training on the hard labels (no sidecar needed); for comparison.
+        soft: distill the teacher's soft scores (the default); ``False`` is plain Ultralytics training on the
+            hard labels (no sidecar needed), for comparison. The same switch as ``SSDLiteConfig.soft`` and
+            ``ClassifierConfig.soft`` (the CLI's ``--hard-only`` and the pipeline's ``train.hard_only`` set it).
         alpha: weight of the one-hot in the class target (1 = hard labels, 0 = teacher scores only).
         temperature: ``T`` softening the teacher's scores (soft labels and online KD); 1 keeps them.
         conf_weight: weigh each box's class and box losses by the teacher's confidence in it.
         uncertain: train on the dataset's *uncertain* boxes too (labeled with ``uncertain_conf``: the
             teacher's boxes below their class threshold), as soft-only targets: class target = the teacher's
             soft scores (no one-hot), box losses weighted by the teacher's confidence. Hard labels would
-            make those objects background. Ignored by ``hard_only`` and by datasets without such boxes.
+            make those objects background. Ignored with ``soft=False`` and by datasets without such boxes.
         kd_teacher: online KD teacher: a YOLO checkpoint path / name, or a torch ``DetectionModel``.
         kd_weight: weight of the dense class-logit KD loss (needs ``kd_teacher``).
         hint_weight: weight of the FitNets neck-feature hint loss (needs ``kd_teacher``).
@@ -172,6 +180,7 @@ class TrainConfig:
             :data:`FINE_TUNE` (``{"optimizer": "auto", "nbs": 64}`` gives Ultralytics' own schedule back).
         gt: human labels of (some of) the images (YOLO folder / data.yaml or COCO JSON, matched by the
             original file names): the student is also scored on the val split against them.
+        hard_only: deprecated alias of ``soft`` (``hard_only=True`` is ``soft=False``).
     """
 
     epochs: int = 100
@@ -179,7 +188,7 @@ class TrainConfig:
     batch: int = 16
     device: str = "auto"
     workers: int = 4
-    hard_only: bool = False
+    soft: bool = True
     alpha: float = 0.5
     temperature: float = 1.0
     conf_weight: bool = False
@@ -197,6 +206,13 @@ class TrainConfig:
     progress: bool = True
     ultralytics: Mapping[str, Any] = field(default_factory=dict)
     gt: str | Path | None = None
+    hard_only: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.hard_only is not None:  # the old name of the switch
+            warnings.warn("TrainConfig(hard_only=...) is deprecated; use soft=...", DeprecationWarning, stacklevel=3)
+            object.__setattr__(self, "soft", not self.hard_only)
+            object.__setattr__(self, "hard_only", None)
 
     def check(self) -> None:
         """Raise :class:`ConfigError` on an invalid value."""
@@ -477,10 +493,10 @@ def _resolve_student(student: Any, out: Path, names: list[str]) -> _Student:
     spec = str(student).strip()
     if not spec:
         raise ConfigError("student is empty; expected a .pt checkpoint, a model .yaml or a registered name")
-    if spec in STUDENTS:
+    if spec in YOLO_MODELS:
         import yaml
 
-        cfg = STUDENTS.get(spec)()
+        cfg = YOLO_MODELS.get(spec)()
         cfg["nc"] = len(names)
         path = out / "student.yaml"
         out.mkdir(parents=True, exist_ok=True)
@@ -503,14 +519,14 @@ def _resolve_student(student: Any, out: Path, names: list[str]) -> _Student:
         return _Student(str(p.resolve()) if p.is_file() else spec, spec, False, False)
     if suffix not in {".pt", ""}:
         raise ConfigError(
-            f"unknown student '{spec}'; expected a .pt checkpoint, a model .yaml or one of {STUDENTS.names()}"
+            f"unknown student '{spec}'; expected a .pt checkpoint, a model .yaml or one of {YOLO_MODELS.names()}"
         )
     try:
         path = _local_or_download(spec if suffix else spec + ".pt", "student", "--student")
     except WeightsNotFoundError as e:
         if suffix:
             raise
-        raise WeightsNotFoundError(f"{e} (or name a registered student: {', '.join(STUDENTS.names())})") from None
+        raise WeightsNotFoundError(f"{e} (or name a registered student: {', '.join(YOLO_MODELS.names())})") from None
     model = _load_checkpoint_model(path, "student", "--student")
     keep = _architecture_modified(model)
     if keep:
@@ -596,7 +612,7 @@ def train(
     """Train a detection student on a labeled dataset (soft-label distillation, optional online KD).
 
     Args:
-        dataset: a folder written by ``autolabel label`` (or, with ``hard_only``, any YOLO dataset folder or
+        dataset: a folder written by ``autolabel label`` (or, with ``soft=False``, any YOLO dataset folder or
             ``data.yaml``).
         student: an Ultralytics detection checkpoint (``yolov8n.pt``; its head is adapted to the dataset's
             classes as Ultralytics does), a model YAML (``yolov8n.yaml`` or a path), a registered name
@@ -629,7 +645,7 @@ def train(
     else:
         if last.is_file() and not config.overwrite:
             raise ConfigError(f"'{out}' already holds a training run; use --resume to continue it or a new --out")
-        hard_only = config.hard_only
+        hard_only = not config.soft
     root, data_yaml, names, meta = _resolve_dataset(dataset, hard_only)
     if config.gt is not None:
         _records_with_gt(root, config.gt)  # fail before training, not after it
