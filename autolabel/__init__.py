@@ -3,6 +3,9 @@
 The public API is imported lazily so that ``import autolabel`` stays fast::
 
     from autolabel import label, evaluate, train, prune, export, predict, Pipeline
+
+``train`` trains any student family (YOLO, SSDLite, torchvision classifiers; see ``create_student``);
+``prune`` and ``export`` take a trained student of any family.
 """
 
 from __future__ import annotations
@@ -37,8 +40,22 @@ _EXPORTS = {
     "check_dataset": "autolabel.data.dataset",
     "Record": "autolabel.data.record",
     "DatasetMeta": "autolabel.data.record",
+    "train": "autolabel.students.base",
+    "create_student": "autolabel.students.base",
+    "identify_student": "autolabel.students.base",
+    "Student": "autolabel.students.base",
     "TrainConfig": "autolabel.students.yolo.train",
-    "train": "autolabel.students.yolo.train",
+    "TrainResult": "autolabel.students.yolo.train",
+    "SSDLiteConfig": "autolabel.students.ssdlite.train",
+    "SSDLiteResult": "autolabel.students.ssdlite.train",
+    "train_ssdlite": "autolabel.students.ssdlite.train",
+    "ClassifierConfig": "autolabel.students.classifier.train",
+    "ClassifierResult": "autolabel.students.classifier.train",
+    "train_classifier": "autolabel.students.classifier.train",
+    "load_classifier": "autolabel.students.classifier.model",
+    "ClassLabelConfig": "autolabel.labeling.classify",
+    "ClassLabelResult": "autolabel.labeling.classify",
+    "label_classification": "autolabel.labeling.classify",
     "PruneConfig": "autolabel.compress.pruning",
     "prune": "autolabel.compress.pruning",
     "ExportConfig": "autolabel.compress.bundle",

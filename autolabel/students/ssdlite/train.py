@@ -88,6 +88,7 @@ __all__ = [
     "SoftLabelSSD",
     "augment_sample",
     "build_ssdlite",
+    "evaluate_ssdlite",
     "load_ssdlite",
     "predict_ssdlite",
     "soft_class_target",
@@ -869,3 +870,29 @@ def _write_metrics(path: Path, best: dict[str, Any] | None, history: list[dict[s
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=float))
     os.replace(tmp, path)
+
+
+def evaluate_ssdlite(weights: str | Path, dataset: str | Path, split: str = "val", batch: int = 8,
+                     device: str = "cpu") -> dict[str, Any]:
+    """mAP50-95 / mAP50 (overall and per class) of a trained SSDLite on a dataset split, against the teacher's
+    labels (pycocotools via :func:`autolabel.metrics.evaluate`, as after every training epoch).
+
+    Raises:
+        ConfigError: not an SSDLite checkpoint. DatasetError: a dataset with other classes, or no such split.
+    """
+    import tempfile
+
+    model, names = load_ssdlite(weights, device=device)
+    root = Path(dataset)
+    meta = check_dataset(root)
+    if [str(n) for n in meta.get("names", [])] != names:
+        raise DatasetError(f"'{weights}' predicts {names}, '{root}' has classes {meta.get('names')}")
+    samples = _read_samples(root, len(names)).get(split, [])
+    if not samples:
+        raise DatasetError(f"'{root}' has no images in its '{split}' split")
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = _evaluate_split(model, samples, names, Path(tmp), max(2, int(batch)))
+    base = {"against": "teacher labels", "split": split}
+    if metrics is None:
+        return {**base, "mAP50-95": None, "mAP50": None, "images": len(samples), "note": "no labeled boxes"}
+    return {**base, **metrics}

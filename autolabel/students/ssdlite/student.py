@@ -1,0 +1,65 @@
+"""The SSDLite student family: torchvision's SSDLite320-MobileNetV3-Large, see :mod:`autolabel.students.ssdlite.train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from autolabel.students.base import STUDENT_FAMILIES, StudentBase
+
+__all__ = ["SSDLiteStudent"]
+
+ARCH = "ssdlite320_mobilenet_v3_large"  # = autolabel.students.ssdlite.train.ARCH (that module imports torch)
+NAMES = {"ssdlite", ARCH}
+
+
+@STUDENT_FAMILIES.register("ssdlite", help="torchvision SSDLite320-MobileNetV3-Large detector "
+                                           "(ssdlite320_mobilenet_v3_large)", default_weights=ARCH)
+class SSDLiteStudent(StudentBase):
+    """An SSDLite detection student: ``spec`` is ``ssdlite320_mobilenet_v3_large`` to train, or a trained
+    checkpoint / run folder."""
+
+    name = "ssdlite"
+    task = "detect"
+    checkpoint_format = "autolabel-ssdlite"
+    default_spec = ARCH
+    config_type = "autolabel.students.ssdlite.train:SSDLiteConfig"
+    priority = 10
+
+    @classmethod
+    def accepts(cls, spec: Any) -> bool:
+        return isinstance(spec, str) and spec.strip().lower() in NAMES
+
+    def train(self, dataset: str | Path, out: str | Path, config: Any = None) -> Any:
+        from autolabel.students.ssdlite.train import train_ssdlite
+
+        if not self.accepts(str(self.spec)):
+            raise self.unsupported(f"training from '{self.spec}'", "name ssdlite320_mobilenet_v3_large, and "
+                                   "continue a run with SSDLiteConfig(resume=True) and its out folder")
+        return train_ssdlite(dataset, out, self.checked_config(config))
+
+    def evaluate(self, dataset: str | Path, **kwargs: Any) -> dict[str, Any]:
+        """mAP on the dataset's val split against the teacher's labels
+        (:func:`~autolabel.students.ssdlite.train.evaluate_ssdlite`)."""
+        from autolabel.students.ssdlite.train import evaluate_ssdlite
+
+        return evaluate_ssdlite(self.weights(), dataset, **kwargs)
+
+    def prune(self, out: str | Path, data: str | Path | None = None, config: Any = None) -> Any:
+        raise self.unsupported("pruning", "export the trained model as it is (autolabel export)")
+
+    def export(self, out: str | Path, data: str | Path | None = None, config: Any = None) -> Any:
+        from autolabel.compress.bundle import ExportConfig, export_ssdlite
+        from autolabel.core.errors import ConfigError
+
+        cfg = config or ExportConfig()
+        if cfg.formats:
+            raise ConfigError("SSDLite students export to ONNX only (--format onnx)")
+        return export_ssdlite(self.weights(), out, data=data, int8=cfg.int8, calib_images=cfg.calib_images,
+                              calib_method=cfg.calib_method, opset=cfg.opset, progress=cfg.progress)
+
+    def load(self, device: str = "cpu") -> Any:
+        """``(model, names)``: a torchvision ``SSD`` in eval mode and its class names."""
+        from autolabel.students.ssdlite.train import load_ssdlite
+
+        return load_ssdlite(self.weights(), device=device)
