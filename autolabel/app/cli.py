@@ -141,8 +141,14 @@ def train_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or training logs.")] = False,
 ) -> None:
     """Train a detection student on DATASET, distilling the teacher's soft scores (resumable)."""
-    if student.strip().lower() in {"ssdlite", "ssdlite320_mobilenet_v3_large"}:
-        from autolabel.students.ssdlite.train import SSDLiteConfig, train_ssdlite
+    from autolabel.students import identify_student, train
+
+    family = identify_student(student)  # yolo, ssdlite or classifier (a one-line error for anything else)
+    if family == "classifier":
+        raise ConfigError(f"student '{student}' is a classifier: train it with `autolabel train-classifier "
+                          f"DATASET --model {student} --out DIR`")
+    if family == "ssdlite":
+        from autolabel.students.ssdlite.train import SSDLiteConfig
 
         if kd_teacher:
             raise ConfigError("--kd-teacher (online KD) is for YOLO students; SSDLite distills the dataset's soft scores")
@@ -150,16 +156,16 @@ def train_cmd(
             epochs=epochs, batch=batch, device=device, soft=not hard_only, alpha=alpha, temperature=temperature,
             min_size=imgsz or 320, resume=resume, overwrite=overwrite, progress=not quiet,
         )
-        sres = train_ssdlite(dataset, out, scfg)
+        sres = train(dataset, student=student, out=out, config=scfg)
         sm = sres.metrics
         typer.echo(f"trained ssdlite320_mobilenet_v3_large ({sres.pretrained} init) -> {sres.best}")
         typer.echo(f"val (against the teacher's labels): mAP50-95 {float(sm.get('mAP50-95') or 0):.4f}  "
                    f"mAP50 {float(sm.get('mAP50') or 0):.4f}  ({sres.metrics_path})")
         return
-    from autolabel.students.yolo.train import TrainConfig, train
+    from autolabel.students.yolo.train import TrainConfig
 
     cfg = TrainConfig(
-        epochs=epochs, imgsz=imgsz or 640, batch=batch, device=device, workers=workers, hard_only=hard_only, alpha=alpha,
+        epochs=epochs, imgsz=imgsz or 640, batch=batch, device=device, workers=workers, soft=not hard_only, alpha=alpha,
         temperature=temperature, conf_weight=conf_weight, uncertain=uncertain, kd_teacher=kd_teacher, kd_weight=kd_weight,
         hint_weight=hint_weight, resume=resume, overwrite=overwrite, progress=not quiet, gt=gt,
         ultralytics=_key_values(hyp or [], "--hyp"),
@@ -177,7 +183,7 @@ def train_cmd(
 @app.command("train-classifier")
 def train_classifier_cmd(
     dataset: Annotated[Path, typer.Argument(help="A detection dataset (trained on its box crops) or an image-level one.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder (best.pt, last.pt, metrics.json).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (weights/best.pt, weights/last.pt, weights/metrics.json).")],
     model: Annotated[str, typer.Option("--model", "-m", help="torchvision classifier name.")] = "mobilenet_v3_small",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
     imgsz: Annotated[int, typer.Option(help="Square input size.")] = 128,
@@ -187,13 +193,13 @@ def train_classifier_cmd(
     alpha: Annotated[float, typer.Option(help="Weight of the hard-label CE in the KD loss.")] = 0.5,
     temperature: Annotated[float, typer.Option(help="KD temperature T.")] = 4.0,
     pretrained: Annotated[bool, typer.Option("--pretrained", help="Start from ImageNet weights (downloaded by torchvision).")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from --out/last.pt.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from --out/weights/last.pt.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train a classification student with Hinton KD: a*CE(hard) + (1-a)*T^2*KL(teacher || student)."""
     from autolabel.students.classifier.train import ClassifierConfig, train_classifier
 
-    cfg = ClassifierConfig(model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, kd=not no_kd,
+    cfg = ClassifierConfig(model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, soft=not no_kd,
                            alpha=alpha, temperature=temperature, pretrained=pretrained, resume=resume,
                            progress=not quiet)
     res = train_classifier(dataset, out, cfg)
@@ -238,7 +244,7 @@ def run_cmd(
 @app.command("prune")
 def prune_cmd(
     model: Annotated[Path, typer.Argument(help="YOLO or train-classifier checkpoint (.pt), or a training output folder.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder (pruned.pt, weights/best.pt or recover/best.pt, prune_report.json).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (pruned.pt, weights/best.pt or recover/weights/best.pt, prune_report.json).")],
     data: Annotated[Path | None, typer.Option("--data", help="The auto-labeled dataset: recovery training and val mAP.")] = None,
     ratio: Annotated[float, typer.Option(help="Fraction of FLOPs (or --target params) to remove.")] = 0.5,
     target: Annotated[str, typer.Option(help="flops or params.")] = "flops",
@@ -288,7 +294,7 @@ def prune_cmd(
 
 @app.command("export")
 def export_cmd(
-    model: Annotated[Path, typer.Argument(help="YOLO checkpoint (.pt, pruned ones too) or an `autolabel train` output folder.")],
+    model: Annotated[Path, typer.Argument(help="Student checkpoint (.pt: YOLO, pruned ones too, SSDLite or classifier) or a training output folder.")],
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
     format_: Annotated[list[str], typer.Option("--format", help="onnx (always), openvino, tflite (repeatable).")] = ["onnx"],  # noqa: B006
     data: Annotated[Path | None, typer.Option("--data", help="Your dataset: INT8 calibration images and the val split scored.")] = None,
@@ -317,36 +323,10 @@ def export_cmd(
     Each class's threshold is chosen for the student on the val split of --data (max F1, or --target-precision /
     --target-recall), per model; bundle.json keeps the precision, recall and F1 it gives.
     """
-    from autolabel.compress.bundle import (
-        ExportConfig,
-        export,
-        export_classifier,
-        export_ssdlite,
-        is_ssdlite_checkpoint,
-    )
-    from autolabel.compress.pruning import classifier_checkpoint
+    from autolabel.compress.bundle import ExportConfig, export
+    from autolabel.students import identify_student
 
-    cls_ckpt = classifier_checkpoint(model)
-    if cls_ckpt is not None:  # a train-classifier (or pruned classifier) checkpoint: a classification bundle
-        if format_ != ["onnx"]:
-            raise ConfigError("classifiers export to ONNX only (--format onnx)")
-        cres = export_classifier(cls_ckpt, out, data=data, int8=int8, calib_images=calib_images,
-                                 calib_method=calib_method, opset=opset, progress=not quiet)
-        typer.echo(f"bundle -> {cres.bundle}")
-        for k, p in cres.files.items():
-            typer.echo(f"  {k:<5} {p.name:<20} {p.stat().st_size / 1e6:7.2f} MB")
-        return
-    if is_ssdlite_checkpoint(model):
-        if format_ != ["onnx"]:
-            raise ConfigError("SSDLite students export to ONNX only (--format onnx)")
-        sres = export_ssdlite(model, out, data=data, int8=int8, calib_images=calib_images, calib_method=calib_method,
-                              opset=opset, progress=not quiet)
-        typer.echo(f"bundle -> {sres.bundle}")
-        for k, p in sres.files.items():
-            m = sres.metrics.get(k, {})
-            score = f"  val mAP50-95 {m['mAP50-95']:.4f} mAP50 {m['mAP50']:.4f}" if m.get("mAP50-95") is not None else ""
-            typer.echo(f"  {k:<5} {p.name:<20} {p.stat().st_size / 1e6:7.2f} MB{score}")
-        return
+    family = identify_student(model)  # classifiers and SSDLite students export to their own bundles
     extra = tuple(f.strip().lower() for f in format_ if f.strip().lower() != "onnx")
     cfg = ExportConfig(imgsz=imgsz, dynamic=dynamic, batch=batch, opset=opset, fp16=fp16, int8=int8,
                        calib_images=calib_images, calib_method=calib_method, formats=extra, evaluate=not no_eval,
@@ -360,6 +340,8 @@ def export_cmd(
         m = res.metrics.get(k, {})
         score = f"  val mAP50-95 {m['mAP50-95']:.4f} mAP50 {m['mAP50']:.4f}" if m.get("mAP50-95") is not None else ""
         typer.echo(f"  {k:<5} {p.name:<20} {p.stat().st_size / 1e6:7.2f} MB{score}")
+    if family != "yolo":
+        return
     for k, name in res.meta.get("extra_models", {}).items():
         typer.echo(f"  {k:<5} {name}")
     if (res.meta.get("operating_point") or {}).get("models"):

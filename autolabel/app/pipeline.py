@@ -63,7 +63,8 @@ DEFAULTS: dict[str, Any] = {
         "min_confidence": 0.0,  # classify: images below this teacher confidence are left out
     },
     "train": {
-        "student": "yolov8n.pt",  # detect: YOLO checkpoint / YAML / name; classify: torchvision model name
+        "student": None,  # detect: YOLO checkpoint / YAML / name (default yolov8n.pt); classify: torchvision model
+                          # name (default mobilenet_v3_small); another family's student is an error
         "epochs": 50,
         "imgsz": 640,
         "batch": 16,

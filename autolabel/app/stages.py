@@ -25,7 +25,8 @@ from autolabel.core.settings import check_value as _typed
 from autolabel.core.settings import section_fields
 
 __all__ = ["final_summary", "label_config", "prune_config", "resolve_models", "run_export", "run_label",
-           "run_prune", "run_report", "run_train", "stage_configs", "train_config", "export_config"]
+           "run_prune", "run_report", "run_train", "stage_configs", "student_family", "student_spec", "train_config",
+           "export_config"]
 
 DEFAULT_MAX_DROP = 0.02
 """Default ``export.max_drop``: the shipped model may score at most this much mAP50-95 (classify: top-1)
@@ -52,7 +53,7 @@ def label_config(cfg: Mapping[str, Any], *, resume: bool = False, progress: bool
     c = cfg["label"]
     src = _source_config(c)
     if cfg["task"] == "classify":
-        from autolabel.students.classifier.train import ClassLabelConfig
+        from autolabel.labeling.classify import ClassLabelConfig
 
         if c.get("engine", "local") != "local":
             raise ConfigError(f"label.engine {c['engine']!r} labels detection datasets; a classify pipeline "
@@ -72,9 +73,42 @@ def _temperature(cfg: Mapping[str, Any]) -> Any:
     return (4.0 if cfg["task"] == "classify" else 1.0) if t is None else t
 
 
+_PIPELINE_FAMILY = {"detect": "yolo", "classify": "classifier"}
+"""The student family each pipeline task trains."""
+
+
+def student_spec(cfg: Mapping[str, Any]) -> str:
+    """``train.student``, or the task's default student (``yolov8n.pt``; classify: ``mobilenet_v3_small``)."""
+    from autolabel.students.base import default_student
+
+    spec = cfg["train"]["student"]
+    return default_student(cfg["task"]) if spec is None else _typed("train.student", spec, str)
+
+
+def student_family(cfg: Mapping[str, Any]) -> str:
+    """The family of ``train.student`` (:func:`autolabel.students.identify_student`), which must be the one the
+    pipeline's task trains: one line naming the key otherwise (never another student in its place)."""
+    from autolabel.students.base import STUDENT_FAMILIES, default_student, identify_student
+
+    spec, task = student_spec(cfg), cfg["task"]
+    try:
+        family = identify_student(spec)
+    except ConfigError as e:
+        raise ConfigError(f"train.student: {e}") from None
+    if family != _PIPELINE_FAMILY[task]:
+        kind = STUDENT_FAMILIES.get(family).task
+        raise ConfigError(
+            f"train.student '{spec}' is a {family} ({kind}) student; a {task} pipeline trains "
+            f"{_PIPELINE_FAMILY[task]} students (e.g. --set train.student={default_student(task)})"
+            + (f", or train it on its own with `autolabel train --student {spec}`" if family == "ssdlite" else ""))
+    return family
+
+
 def train_config(cfg: Mapping[str, Any], *, resume: bool = False, progress: bool = False) -> Any:
     """The train stage's ``TrainConfig`` (classify: ``ClassifierConfig``) from the ``train`` section."""
     c = cfg["train"]
+    student = student_spec(cfg)
+    student_family(cfg)
     common = {"epochs": ("train.epochs", c["epochs"]), "imgsz": ("train.imgsz", c["imgsz"]),
               "batch": ("train.batch", c["batch"]), "alpha": ("train.alpha", c["alpha"]),
               "temperature": ("train.temperature", _temperature(cfg)), "device": ("train.device", c["device"]),
@@ -82,25 +116,22 @@ def train_config(cfg: Mapping[str, Any], *, resume: bool = False, progress: bool
     if cfg["task"] == "classify":
         from autolabel.students.classifier.train import ClassifierConfig
 
-        student = _typed("train.student", c["student"], str)
         pretrained = False if c["pretrained"] is None else c["pretrained"]
         return _build(ClassifierConfig, {
-            **common, "model": ("train.student", "mobilenet_v3_small" if student.endswith(".pt") else student),
-            "pretrained": ("train.pretrained", pretrained),
-        }, lambda: {"kd": not _typed("train.hard_only", c["hard_only"], bool), "resume": resume,
+            **common, "model": ("train.student", student), "pretrained": ("train.pretrained", pretrained),
+        }, lambda: {"soft": not _typed("train.hard_only", c["hard_only"], bool), "resume": resume,
                     "progress": progress})
     from autolabel.students.yolo.train import TrainConfig
 
-    _typed("train.student", c["student"], str)
     _typed("train.pretrained", c["pretrained"], bool | None)
     return _build(TrainConfig, {
-        **common, "hard_only": ("train.hard_only", c["hard_only"]), "conf_weight": ("train.conf_weight", c["conf_weight"]),
+        **common, "conf_weight": ("train.conf_weight", c["conf_weight"]),
         "uncertain": ("train.uncertain", c["uncertain"]), "kd_teacher": ("train.kd_teacher", _typed(
             "train.kd_teacher", c["kd_teacher"], str | None)),
         "kd_weight": ("train.kd_weight", c["kd_weight"]), "hint_weight": ("train.hint_weight", c["hint_weight"]),
         "ultralytics": ("train.ultralytics", {} if c["ultralytics"] is None else c["ultralytics"]),
-    }, lambda: {"resume": resume, "overwrite": True, "close_mosaic": max(1, min(10, int(c["epochs"]) // 3)),
-                "progress": progress})
+    }, lambda: {"soft": not _typed("train.hard_only", c["hard_only"], bool), "resume": resume, "overwrite": True,
+                "close_mosaic": max(1, min(10, int(c["epochs"]) // 3)), "progress": progress})
 
 
 def prune_config(cfg: Mapping[str, Any], *, progress: bool = False) -> Any:
@@ -289,14 +320,13 @@ def resolve_models(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 _hf_weights(w, what, _teacher_hint(name, w, folder=True))
         out["teachers"][spec] = str(found) if found else None
     t = cfg["train"]
-    if cfg["task"] == "classify":
+    if student_family(cfg) != "yolo":  # a classifier: torchvision builds it (its weights: train.pretrained)
         return out
-    import autolabel.students.yolo.train  # noqa: F401  (registers the built-in students)
-    from autolabel.students import STUDENTS
+    from autolabel.students.yolo.train import YOLO_MODELS
 
-    student = str(t["student"]).strip()
+    student = student_spec(cfg).strip()
     suffix = Path(student).suffix.lower()
-    if student in STUDENTS or suffix in {".yaml", ".yml"}:
+    if student in YOLO_MODELS or suffix in {".yaml", ".yml"}:
         out["student_pretrained"] = False  # built from an architecture: random weights
     elif suffix in {".pt", ""}:
         spec = student if suffix else student + ".pt"
@@ -307,7 +337,7 @@ def resolve_models(cfg: Mapping[str, Any]) -> dict[str, Any]:
         out["student_pretrained"] = True
     else:
         raise ConfigError(f"train.student '{student}': expected a YOLO .pt checkpoint, a model .yaml or one of "
-                          f"{STUDENTS.names()}")
+                          f"{YOLO_MODELS.names()}")
     if t["pretrained"] is not None and bool(t["pretrained"]) != out["student_pretrained"]:
         raise ConfigError(
             f"train.pretrained is {t['pretrained']} but train.student '{student}' "
@@ -325,12 +355,13 @@ def resolve_models(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def effective_config(cfg: Mapping[str, Any], models: Mapping[str, Any]) -> dict[str, Any]:
-    """The configuration as the stages will use it: ``train.pretrained`` says whether the student starts from
-    trained weights (a detect student does exactly when it is a ``.pt`` checkpoint); classify keeps its value
-    (``False`` when unset)."""
+    """The configuration as the stages will use it: ``train.student`` is the student trained (the task's default
+    when unset); ``train.pretrained`` says whether it starts from trained weights (a detect student does exactly
+    when it is a ``.pt`` checkpoint); classify keeps its value (``False`` when unset)."""
     import copy
 
     out = copy.deepcopy(dict(cfg))
+    out["train"]["student"] = student_spec(cfg)
     if cfg["task"] == "classify":
         out["train"]["pretrained"] = False if cfg["train"]["pretrained"] is None else cfg["train"]["pretrained"]
     else:
@@ -348,7 +379,7 @@ def run_label(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
     out = ctx["run"] / "dataset"
     cfg = label_config(ctx["config"], resume=resume, progress=ctx["progress"])
     if ctx["config"]["task"] == "classify":
-        from autolabel.students.classifier.train import label_classification
+        from autolabel.labeling.classify import label_classification
 
         if len(c["teacher"]) > 1:
             raise ConfigError("a classification pipeline takes one image-level teacher (e.g. clip), found "
@@ -365,19 +396,15 @@ def run_label(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
 
 
 def run_train(ctx: dict[str, Any], resume: bool) -> dict[str, Any]:
-    c = ctx["config"]["train"]
+    from autolabel.students.base import train
+
     data = Path(_done(ctx, "label")["dataset"])
     out = ctx["run"] / "train"
+    started = (out / "weights" / "last.pt").is_file() or (out / "last.pt").is_file()  # (older classifier layout)
+    cfg = train_config(ctx["config"], resume=resume and started, progress=ctx["progress"])
+    res = train(data, student=student_spec(ctx["config"]), out=out, config=cfg)
     if ctx["config"]["task"] == "classify":
-        from autolabel.students.classifier.train import train_classifier
-
-        res = train_classifier(data, out, train_config(ctx["config"], resume=resume, progress=ctx["progress"]))
         return {"best": str(res.best), "metrics": str(res.metrics_path), "top1_teacher": res.top1_teacher}
-    from autolabel.students.yolo.train import train
-
-    last = out / "weights" / "last.pt"
-    cfg = train_config(ctx["config"], resume=resume and last.is_file(), progress=ctx["progress"])
-    res = train(data, student=c["student"], out=out, config=cfg)
     best = res.best if res.best.is_file() else res.last
     return {"best": str(best), "metrics": res.metrics, "results_csv": str(out / "results.csv")}
 
@@ -399,16 +426,10 @@ def _pruned_model(ctx: dict[str, Any]) -> str | None:
 def _export_model(ctx: dict[str, Any], model: str, out: Path, int8: bool) -> Any:
     from dataclasses import replace
 
+    from autolabel.compress.bundle import export  # any student family: export says which one it is
+
     cfg = replace(export_config(ctx["config"], progress=ctx["progress"]), int8=int8)
-    data = _done(ctx, "label")["dataset"]
-    if ctx["config"]["task"] == "classify":
-        from autolabel.compress.bundle import export_classifier
-
-        return export_classifier(model, out, data=data, int8=cfg.int8, calib_images=cfg.calib_images,
-                                 calib_method=cfg.calib_method, progress=ctx["progress"])
-    from autolabel.compress.bundle import export
-
-    return export(model, out, data=data, config=cfg)
+    return export(model, out, data=_done(ctx, "label")["dataset"], config=cfg)
 
 
 def _score(res: Any, key: str, metric: str) -> float | None:

@@ -305,8 +305,12 @@ def export(model: str | Path, out: str | Path, data: str | Path | None = None,
         DatasetError: a dataset without images.
     """
     from autolabel.compress.yolo_model import resolve_checkpoint
+    from autolabel.students.base import create_student
 
     config = config or ExportConfig()
+    student = create_student(model)  # which family the checkpoint is: classifiers and SSDLite build their own bundles
+    if student.name != "yolo":
+        return student.export(out, data=data, config=config)
     pt = resolve_checkpoint(model)
     data_p = Path(data).expanduser() if data is not None else None
     if data_p is not None and not data_p.is_dir():
@@ -421,7 +425,8 @@ def export_classifier(model: str | Path, out: str | Path, data: str | Path | Non
     from autolabel.compress.onnx_export import write_classifier_onnx
     from autolabel.compress.quantize import bundle_feeds, quantize_qdq
     from autolabel.compress.score import score_classifier_bundle
-    from autolabel.students.classifier.train import CLS_META_FILE, _iter_jsonl, load_classifier
+    from autolabel.students.classifier.dataset import CLS_META_FILE, iter_jsonl
+    from autolabel.students.classifier.model import load_classifier
 
     if calib_method not in CALIB_METHODS:
         raise ConfigError(f"calib_method must be one of {list(CALIB_METHODS)}, found '{calib_method}'")
@@ -437,7 +442,7 @@ def export_classifier(model: str | Path, out: str | Path, data: str | Path | Non
     write_classifier_onnx(m, files["fp32"], size, opset)
     recs: list[dict[str, Any]] = []
     if data_p is not None and (data_p / CLS_META_FILE).is_file():
-        recs = list(_iter_jsonl(data_p / "autolabel_cls.jsonl"))
+        recs = list(iter_jsonl(data_p / "autolabel_cls.jsonl"))
     meta: dict[str, Any] = {
         **_header("classify", list(clf.names)),
         "source_model": str(Path(model).resolve()), "model_name": clf.model_name,
@@ -476,21 +481,10 @@ def export_classifier(model: str | Path, out: str | Path, data: str | Path | Non
 
 
 def is_ssdlite_checkpoint(path: str | Path) -> bool:
-    """Whether ``path`` is a checkpoint written by :func:`autolabel.students.ssdlite.train.train_ssdlite`."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "weights" / "best.pt"
-    if not p.is_file() or p.suffix != ".pt":
-        return False
-    try:
-        import torch
+    """Whether ``path`` is a checkpoint (or run folder) written by :func:`autolabel.students.ssdlite.train.train_ssdlite`."""
+    from autolabel.students.base import identify_student
 
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception:  # an Ultralytics checkpoint (pickled modules) does not load with weights_only
-        return False
-    return isinstance(ckpt, dict) and ckpt.get("format") == "autolabel-ssdlite"
-
-
+    return Path(path).expanduser().exists() and identify_student(path) == "ssdlite"
 
 
 def export_ssdlite(model: str | Path, out: str | Path, data: str | Path | None = None, *, int8: bool = False,

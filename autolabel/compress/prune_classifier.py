@@ -28,20 +28,19 @@ def prune_classifier(model: str | Path, out: str | Path, data: str | Path | None
     depthwise and squeeze-excitation layers consistent); the last ``Linear`` (the class outputs) is never
     pruned. Recovery trains the pruned model on ``data`` with the unpruned one as online teacher
     (:class:`~autolabel.students.classifier.train.ClassifierConfig` ``kd_teacher``), or on the dataset's own teacher
-    scores with ``kd=False``. Writes ``pruned.pt`` and ``recover/best.pt`` (classifier checkpoints that
+    scores with ``kd=False``. Writes ``pruned.pt`` and ``recover/weights/best.pt`` (classifier checkpoints that
     :func:`~autolabel.compress.bundle.export_classifier` exports) and ``prune_report.json``.
     """
     import torch_pruning as tp
 
-    from autolabel.students.classifier.train import (
+    from autolabel.students.classifier.dataset import open_classification_dataset
+    from autolabel.students.classifier.model import (
         CKPT_FORMAT,
         CKPT_VERSION,
-        ClassifierConfig,
-        evaluate_classifier,
+        load_checkpoint,
         load_classifier,
-        open_classification_dataset,
-        train_classifier,
     )
+    from autolabel.students.classifier.train import ClassifierConfig, evaluate_classifier, train_classifier
 
     config = config or PruneConfig()
     src = classifier_checkpoint(model)
@@ -71,7 +70,7 @@ def prune_classifier(model: str | Path, out: str | Path, data: str | Path | None
         raise ConfigError(f"cannot remove {config.ratio:.0%} of the {config.target} of '{src}'; lower --ratio")
     pruned, ops, params = best
     pruned_pt = out / "pruned.pt"
-    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    ckpt = load_checkpoint(src)
     keep = {k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler", "rng", "history")}
     torch.save({**keep, "format": CKPT_FORMAT, "version": CKPT_VERSION,
                 "model": {k: v.detach().clone() for k, v in pruned.state_dict().items()},
@@ -87,7 +86,7 @@ def prune_classifier(model: str | Path, out: str | Path, data: str | Path | None
     if config.recover_epochs > 0 and data is not None:
         ccfg = ClassifierConfig(
             model=clf.model_name, pretrained=str(pruned_pt), epochs=int(config.recover_epochs), imgsz=size,
-            batch=int(base.get("batch", 64)), lr=float(config.lr0), kd=True,
+            batch=int(base.get("batch", 64)), lr=float(config.lr0), soft=True,
             temperature=float(base.get("temperature", 4.0)), alpha=float(base.get("alpha", 0.5)),
             context=float(base.get("context", 0.1)), device=config.device, progress=config.progress,
             kd_teacher=str(src) if config.kd else None,

@@ -263,7 +263,7 @@ def prune_yolo(model: str | Path, out: str | Path, data: str | Path | None = Non
                 prune_model(student, step, images=cal)
             tcfg = TrainConfig(
                 epochs=epochs, imgsz=config.imgsz, batch=config.batch, device=config.device,
-                workers=config.workers, hard_only=not soft_ok, alpha=config.alpha, temperature=config.temperature,
+                workers=config.workers, soft=soft_ok, alpha=config.alpha, temperature=config.temperature,
                 kd_teacher=original if config.kd else None, kd_weight=config.kd_weight,
                 hint_weight=config.hint_weight, close_mosaic=max(1, epochs // 3), overwrite=True,
                 progress=config.progress, ultralytics=recovery_args(config, epochs),

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from autolabel.core.errors import ConfigError
 
 __all__ = ["PruneConfig", "PruneResult", "classifier_checkpoint", "prune"]
@@ -116,7 +114,7 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
     Args:
         model: a YOLO ``.pt`` checkpoint or an ``autolabel train`` output folder; or a classifier checkpoint
             (``train-classifier`` folder or its ``best.pt``).
-        out: output folder (``pruned.pt``, ``weights/best.pt`` or ``recover/best.pt``, ``prune_report.json``).
+        out: output folder (``pruned.pt``, ``weights/best.pt`` or ``recover/weights/best.pt``, ``prune_report.json``).
         data: the auto-labeled dataset (``autolabel label`` output) for recovery and val accuracy.
         config: :class:`PruneConfig`.
 
@@ -124,11 +122,12 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
         WeightsNotFoundError: model missing or unreadable. ConfigError: bad settings, recovery without data.
         DatasetError: a dataset without data.yaml.
     """
-    config = config or PruneConfig()
-    if classifier_checkpoint(model) is not None:  # a train-classifier checkpoint: its own path
-        from autolabel.compress.prune_classifier import prune_classifier
+    from autolabel.students.base import create_student
 
-        return prune_classifier(model, out, data=data, config=config)
+    config = config or PruneConfig()
+    student = create_student(model)  # which family the checkpoint is: classifiers prune their own way
+    if student.name != "yolo":
+        return student.prune(out, data=data, config=config)
     from autolabel.compress.prune_yolo import prune_yolo
 
     return prune_yolo(model, out, data=data, config=config)
@@ -136,18 +135,10 @@ def prune(model: str | Path, out: str | Path, data: str | Path | None = None,
 
 def classifier_checkpoint(model: str | Path) -> Path | None:
     """The path of an autolabel classifier checkpoint (file or ``train-classifier`` folder), else None."""
-    p = Path(model).expanduser()
-    if p.is_dir():
-        p = next((c for c in (p / "best.pt", p / "last.pt", p / "pruned.pt") if c.is_file()), p)
-    if not p.is_file():
-        return None
-    from autolabel.students.classifier.train import CKPT_FORMAT
+    from autolabel.students.base import identify_student, resolve_checkpoint
 
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception:  # an Ultralytics checkpoint (pickled modules) or not a checkpoint at all
-        return None
-    return p if isinstance(ckpt, dict) and ckpt.get("format") == CKPT_FORMAT else None
+    p = resolve_checkpoint(model)
+    return p if p.is_file() and identify_student(p) == "classifier" else None
 
 
 def __getattr__(name: str) -> Any:

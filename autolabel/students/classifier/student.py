@@ -58,7 +58,7 @@ class ClassifierStudent(StudentBase):
         return evaluate_checkpoint(self.weights(), dataset, **kwargs)
 
     def prune(self, out: str | Path, data: str | Path | None = None, config: Any = None) -> Any:
-        from autolabel.compress.pruning import prune_classifier
+        from autolabel.compress.prune_classifier import prune_classifier
 
         return prune_classifier(self.spec, out, data=data, config=config)
 
