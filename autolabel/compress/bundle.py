@@ -425,7 +425,7 @@ def export_classifier(model: str | Path, out: str | Path, data: str | Path | Non
     from autolabel.compress.onnx_export import write_classifier_onnx
     from autolabel.compress.quantize import bundle_feeds, quantize_qdq
     from autolabel.compress.score import score_classifier_bundle
-    from autolabel.students.classifier.dataset import CLS_META_FILE, iter_jsonl
+    from autolabel.students.classifier.dataset import CLS_META_FILE, read_cls_records
     from autolabel.students.classifier.model import load_classifier
 
     if calib_method not in CALIB_METHODS:
@@ -442,7 +442,7 @@ def export_classifier(model: str | Path, out: str | Path, data: str | Path | Non
     write_classifier_onnx(m, files["fp32"], size, opset)
     recs: list[dict[str, Any]] = []
     if data_p is not None and (data_p / CLS_META_FILE).is_file():
-        recs = list(iter_jsonl(data_p / "autolabel_cls.jsonl"))
+        recs = list(read_cls_records(data_p))
     meta: dict[str, Any] = {
         **_header("classify", list(clf.names)),
         "source_model": str(Path(model).resolve()), "model_name": clf.model_name,

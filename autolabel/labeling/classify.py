@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -103,17 +102,17 @@ def label_classification(
     """
     import cv2
 
+    from autolabel.data.jsonl import JsonlAppender, atomic_open, write_atomic
     from autolabel.labeling.label import prefetch_batches
     from autolabel.sources import SourceReport, estimate_total_frames, iter_frames
     from autolabel.students.classifier.dataset import (
         CLS_META_FILE,
         CLS_SIDECAR_FILE,
-        atomic_write,
         class_dirs,
         cls_meta,
-        iter_jsonl,
+        committed_ids,
         read_cls_meta,
-        recover_jsonl,
+        read_cls_records,
     )
 
     cfg = config or ClassLabelConfig()
@@ -162,14 +161,15 @@ def label_classification(
     else:
         root.mkdir(parents=True, exist_ok=True)
         meta = cls_meta(names, dirs, spec, split_cfg, cfg.min_confidence)
-        atomic_write(meta_path, json.dumps(meta, indent=2).encode())
-    done = recover_jsonl(side_path)
+        write_atomic(meta_path, json.dumps(meta, indent=2))
+    done = committed_ids(root)
     report = SourceReport()
     low_conf: list[str] = []
     frames = iter_frames(sources, cfg.sources, report=report, skip=lambda i: i in done)
     written = 0
-    with side_path.open("ab") as side, ProgressBar(total=max(total, len(done)), desc="labeling (classify)",
-                                                   enabled=cfg.progress, initial=len(done), unit="img") as bar:
+    with JsonlAppender(side_path, fsync=True) as side, ProgressBar(
+            total=max(total, len(done)), desc="labeling (classify)", enabled=cfg.progress, initial=len(done),
+            unit="img") as bar:
         for batch in prefetch_batches(frames, cfg.batch_size, 2):
             probs = np.asarray(teacher.classify([f.image for f in batch]), dtype=np.float64)
             if probs.shape != (len(batch), c) or not np.isfinite(probs).all():
@@ -177,7 +177,7 @@ def label_classification(
                     f"teacher '{spec}' returned probabilities of shape {probs.shape} for {len(batch)} images "
                     f"and {c} classes (expected finite values)"
                 )
-            lines = []
+            recs = []
             for frame, p in zip(batch, probs):
                 k = int(p.argmax())
                 if p[k] < cfg.min_confidence:
@@ -189,35 +189,29 @@ def label_classification(
                 dst = root / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 if frame.copyable:
-                    tmp = dst.with_name(f".{dst.name}.tmp")
-                    shutil.copyfile(frame.source, tmp)
-                    os.replace(tmp, dst)
+                    with open(frame.source, "rb") as src, atomic_open(dst, "wb") as f:
+                        shutil.copyfileobj(src, f)
                 else:
                     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR),
                                            [cv2.IMWRITE_JPEG_QUALITY, 95])
                     if not ok:
                         raise DatasetError(f"could not encode image {frame.source} as JPEG")
-                    atomic_write(dst, buf.tobytes())
-                rec = {"id": frame.id, "split": split, "image": rel, "class_id": k,
-                       "confidence": round(float(p[k]), 5), "probs": np.round(p, 5).tolist(),
-                       "source": str(Path(frame.source).resolve())}
-                lines.append(json.dumps(rec, separators=(",", ":")).encode() + b"\n")
+                    write_atomic(dst, buf.tobytes())
+                recs.append({"id": frame.id, "split": split, "image": rel, "class_id": k,
+                             "confidence": round(float(p[k]), 5), "probs": np.round(p, 5).tolist(),
+                             "source": str(Path(frame.source).resolve())})
                 done.add(frame.id)
-            if lines:  # commit point of the batch: images first, then their records
-                side.write(b"".join(lines))
-                side.flush()
-                os.fsync(side.fileno())
-                written += len(lines)
+            written += side.append(recs)  # commit point of the batch: images first, then their records
             bar.update(len(batch))
     per_split = {"train": 0, "val": 0}
     per_class = {s: dict.fromkeys(names, 0) for s in per_split}
-    for rec in iter_jsonl(side_path):
+    for rec in read_cls_records(root):
         per_split[rec["split"]] += 1
         per_class[rec["split"]][names[rec["class_id"]]] += 1
     summary = {"images": sum(per_split.values()), **per_split, "per_class": per_class,
                "written_this_run": written, "low_confidence_this_run": len(low_conf),
                "skipped": [{"path": p, "reason": r} for p, r in report.skipped]}
-    atomic_write(root / "summary.json", json.dumps(summary, indent=2).encode())
+    write_atomic(root / "summary.json", json.dumps(summary, indent=2))
     if summary["images"] == 0:
         raise DatasetError(
             f"no image was labeled into '{root}': {len(low_conf)} below min_confidence={cfg.min_confidence}, "

@@ -208,9 +208,6 @@ def prefetch_batches(frames: Iterator[Frame], size: int, depth: int,
                 th.join(timeout=0.05)
 
 
-_batches = prefetch_batches  # the old name, still imported by students/classifier: use prefetch_batches
-
-
 def label(
     sources: str | Path | Sequence[str | Path],
     ontology: Ontology | str | Path,

@@ -21,8 +21,9 @@ Two kinds of data, one item format ``(image (3, S, S) float tensor, hard label, 
         autolabel_cls.jsonl         # one record per image: id, split, image, class_id, confidence, probs
         summary.json                # images per split and class, skipped inputs with reasons
 
-  Reading (:func:`read_cls_meta`, :func:`iter_jsonl`) and the writer's building blocks (:func:`cls_meta`,
-  :func:`class_dirs`, :func:`atomic_write`, :func:`recover_jsonl` for resume) live here, next to the reader.
+  Reading (:func:`read_cls_meta`, :func:`read_cls_records`) and the writer's building blocks (:func:`cls_meta`,
+  :func:`class_dirs`, :func:`committed_ids` for resume) live here, next to the reader; the files are written
+  and recovered through :mod:`autolabel.data.jsonl` like every other autolabel file.
 
 Sample keys (used by ``human_labels``): ``"<record id>:<box index>"`` for crops (see :func:`crop_key`),
 ``"<record id>"`` for images.
@@ -30,10 +31,9 @@ Sample keys (used by ``human_labels``): ``"<record id>:<box index>"`` for crops 
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from torch.utils.data import Dataset
 
 from autolabel.core.errors import ConfigError, DatasetError
 from autolabel.data.dataset import META_FILE, read_meta, read_records
+from autolabel.data.jsonl import BadLine, iter_jsonl, read_json, recover_jsonl
 from autolabel.students.classifier.model import IMAGENET_MEAN, IMAGENET_STD, image_tensor, letterbox_square
 
 __all__ = [
@@ -56,15 +57,14 @@ __all__ = [
     "CropDataset",
     "ImageClassDataset",
     "SampleDataset",
-    "atomic_write",
     "class_dirs",
     "cls_meta",
+    "committed_ids",
     "crop_box",
     "crop_key",
-    "iter_jsonl",
     "open_classification_dataset",
     "read_cls_meta",
-    "recover_jsonl",
+    "read_cls_records",
 ]
 
 CLS_FORMAT = "autolabel-classification"
@@ -186,34 +186,24 @@ class CropDataset(SampleDataset):
         self.root = Path(root)
         self.split, self.context = split, float(context)
         meta = read_meta(self.root)
-        self.names = list(meta.get("names", []))
-        self.teacher = meta.get("teacher")
+        self.names = list(meta.names)
+        self.teacher = meta.teacher
         c = len(self.names)
         images: list[str] = []
         img_idx, boxes, labels, rows, keys = [], [], [], [], []
         stats = {"records": 0, "boxes": 0, "too_small": 0, "zero_rows": 0, "skipped_zero_rows": 0,
                  "over_max_per_class": 0}
-        for rec in read_records(self.root):
-            if rec.get("split") != split:
+        for rec in read_records(self.root, num_classes=c):  # checked there: one soft row of C scores per box
+            if rec.split != split:
                 continue
             stats["records"] += 1
-            n = len(rec.get("class_id", []))
-            soft = rec.get("soft_scores", [])
-            xyxy = rec.get("xyxy", [])
-            if len(soft) != n or len(xyxy) != n or any(len(r) != c for r in soft):
-                raise DatasetError(
-                    f"{self.root / 'autolabel.jsonl'}: record {rec.get('id')} has {n} boxes but "
-                    f"{len(xyxy)} xyxy / {len(soft)} soft rows (expected rows of {c} classes)"
-                )
-            for j in range(n):
+            soft, xyxy = rec.boxes.soft_scores, rec.boxes.xyxy
+            for j, cls in enumerate(rec.boxes.class_id):
                 stats["boxes"] += 1
                 x1, y1, x2, y2 = (float(v) for v in xyxy[j])
                 if min(x2 - x1, y2 - y1) < max(min_box, 1.0):
                     stats["too_small"] += 1
                     continue
-                cls = int(rec["class_id"][j])
-                if not 0 <= cls < c:
-                    raise DatasetError(f"record {rec.get('id')} box {j}: class_id {cls} outside 0..{c - 1}")
                 row = np.clip(np.asarray(soft[j], dtype=np.float64), 0.0, None)
                 total = row.sum()
                 if total <= 1e-12:
@@ -224,13 +214,13 @@ class CropDataset(SampleDataset):
                     row = np.full(c, 1.0 / c) if zero_rows == "uniform" else np.eye(c)[cls]
                 else:
                     row = row / total
-                if not images or images[-1] != rec["image"]:
-                    images.append(rec["image"])
+                if not images or images[-1] != rec.image:
+                    images.append(rec.image)
                 img_idx.append(len(images) - 1)
                 boxes.append((x1, y1, x2, y2))
                 labels.append(cls)
                 rows.append(row)
-                keys.append(crop_key(rec["id"], j))
+                keys.append(crop_key(rec.id, j))
         self.images = images
         self.img_idx = np.asarray(img_idx, np.int64)
         self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -286,8 +276,8 @@ class ImageClassDataset(SampleDataset):
         self.teacher = meta.get("teacher")
         c = len(self.names)
         paths, labels, rows, keys = [], [], [], []
-        for rec in iter_jsonl(self.root / CLS_SIDECAR_FILE):
-            if rec.get("split") != split:
+        for rec in read_cls_records(self.root):
+            if rec["split"] != split:
                 continue
             p = np.clip(np.asarray(rec["probs"], np.float64), 0, None)
             if len(p) != c:
@@ -315,16 +305,28 @@ class ImageClassDataset(SampleDataset):
         return self._finish(img, index, flip)
 
 
-def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """The committed records of a JSONL file (a torn last line of a killed run is left out)."""
+def _cls_record(d: Any) -> dict[str, Any]:
+    if not isinstance(d, dict) or any(k not in d for k in ("id", "split", "image", "class_id", "probs")):
+        raise DatasetError("not a classification record (id, split, image, class_id, probs)")
+    return d
+
+
+def read_cls_records(root: str | Path) -> Iterator[dict[str, Any]]:
+    """The committed records of ``autolabel_cls.jsonl`` (a torn last line of a killed run is left out; a line
+    that is no record is skipped, and one warning at the end says how many were).
+
+    Raises:
+        DatasetError: the folder has no ``autolabel_cls.jsonl``.
+    """
+    path = Path(root) / CLS_SIDECAR_FILE
     if not path.is_file():
-        raise DatasetError(f"'{path.parent}' has no {path.name}")
-    with path.open("rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break  # torn write of a killed run
-            if line.strip():
-                yield json.loads(line)
+        raise DatasetError(f"'{root}' has no {CLS_SIDECAR_FILE}")
+    bad: list[BadLine] = []
+    for _, _, rec in iter_jsonl(path, _cls_record, bad=bad):
+        yield rec
+    if bad:
+        warnings.warn(f"{path}: {len(bad)} corrupt line(s) skipped (first at line {bad[0].number}): "
+                      f"{bad[0].reason}", stacklevel=2)
 
 
 def read_cls_meta(root: str | Path) -> dict[str, Any]:
@@ -334,10 +336,9 @@ def read_cls_meta(root: str | Path) -> dict[str, Any]:
         raise DatasetError(f"dataset folder '{root}' not found")
     if not p.is_file():
         raise DatasetError(f"'{root}' has no {CLS_META_FILE}; expected a folder written by label_classification")
-    try:
-        meta = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    meta = read_json(p)
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{p}: not an autolabel classification dataset header")
     if meta.get("format") != CLS_FORMAT or not meta.get("names"):
         raise DatasetError(f"{p}: not an autolabel classification dataset header (format={meta.get('format')!r})")
     if int(meta.get("version", 0)) > CLS_FORMAT_VERSION:
@@ -396,30 +397,15 @@ def class_dirs(names: Sequence[str]) -> list[str]:
     return out
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def recover_jsonl(path: Path) -> set[str]:
-    """Resume: truncate a torn last line (a killed run); return the ids already committed."""
+def committed_ids(root: str | Path) -> set[str]:
+    """Resume: make ``autolabel_cls.jsonl`` safe to append to again (a torn last line of a killed run is cut,
+    a corrupt line moved to ``autolabel_cls.jsonl.corrupt``) and return the ids of the images it holds."""
+    path = Path(root) / CLS_SIDECAR_FILE
     done: set[str] = set()
-    if not path.exists():
-        path.touch()
-        return done
-    good = 0
-    with path.open("rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            try:
-                done.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError):
-                break
-            good += len(line)
-    if good != path.stat().st_size:
-        with path.open("r+b") as f:
-            f.truncate(good)
+
+    def keep(rec: dict[str, Any]) -> bool:
+        done.add(str(rec["id"]))
+        return True
+
+    recover_jsonl(path, _cls_record, keep, corrupt=path.with_name(path.name + ".corrupt"))
     return done

@@ -333,9 +333,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def save_checkpoint(path: Path, obj: dict[str, Any]) -> None:
     """Write a checkpoint atomically (a killed run leaves the previous file whole)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from autolabel.data.jsonl import atomic_open
+
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -35,10 +35,10 @@ from torch.utils.data import DataLoader
 
 from autolabel.core.errors import ConfigError, DatasetError
 from autolabel.core.progress import ProgressBar
+from autolabel.data.jsonl import write_atomic
 from autolabel.students.classifier.dataset import (
     ZERO_ROW_POLICIES,
     SampleDataset,
-    atomic_write,
     open_classification_dataset,
 )
 from autolabel.students.classifier.model import (
@@ -479,12 +479,12 @@ def train_classifier(
             bar.set_postfix(epoch=epoch, loss=f"{rec['train_loss']:.3f}", val_top1=val["top1_teacher"])
             metrics = _metrics(base, cfg, train_ds, val_ds, history, final_val, best_epoch, best_val,
                                human_unused, seconds)
-            atomic_write(metrics_p, json.dumps(metrics, indent=2).encode())
+            write_atomic(metrics_p, json.dumps(metrics, indent=2))
     epochs_run = max(0, cfg.epochs - start_epoch + 1)
     if epochs_run == 0:  # nothing left to train: report what last.pt holds
         metrics = _metrics(base, cfg, train_ds, val_ds, history, final_val, best_epoch, best_val, human_unused,
                            seconds_before)
-        atomic_write(metrics_p, json.dumps(metrics, indent=2).encode())
+        write_atomic(metrics_p, json.dumps(metrics, indent=2))
     else:
         metrics = json.loads(metrics_p.read_text())
     return ClassifierResult(out=run, best=best_p, last=last_p, metrics_path=metrics_p, metrics=metrics,

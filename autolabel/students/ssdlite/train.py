@@ -885,8 +885,8 @@ def evaluate_ssdlite(weights: str | Path, dataset: str | Path, split: str = "val
     model, names = load_ssdlite(weights, device=device)
     root = Path(dataset)
     meta = check_dataset(root)
-    if [str(n) for n in meta.get("names", [])] != names:
-        raise DatasetError(f"'{weights}' predicts {names}, '{root}' has classes {meta.get('names')}")
+    if list(meta.names) != names:
+        raise DatasetError(f"'{weights}' predicts {names}, '{root}' has classes {list(meta.names)}")
     samples = _read_samples(root, len(names)).get(split, [])
     if not samples:
         raise DatasetError(f"'{root}' has no images in its '{split}' split")
