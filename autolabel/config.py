@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from autolabel.core.errors import ConfigError
 from autolabel.core.settings import setting
 
-__all__ = ["ENGINES", "LabelConfig", "SourceConfig"]
+__all__ = ["CALIB_METHODS", "ENGINES", "EXTRA_FORMATS", "ZERO_ROW_POLICIES", "ClassLabelConfig", "ClassifierConfig",
+           "ExportConfig", "LabelConfig", "PruneConfig", "SSDLiteConfig", "SourceConfig", "TrainConfig"]
 
 
 def _real(x: object) -> bool:
@@ -187,3 +192,440 @@ class LabelConfig:
             raise ConfigError(f"cpus_per_worker must be > 0, found {self.cpus_per_worker}")
         if self.engine == "local" and (self.address is not None or self.workers is not None or self.gpus_per_worker):
             raise ConfigError("address, workers and gpus_per_worker are settings of engine 'ray'; set engine to 'ray'")
+
+
+ZERO_ROW_POLICIES = ("onehot", "uniform", "skip")
+
+CALIB_METHODS = ("minmax", "entropy", "percentile")
+
+EXTRA_FORMATS = {"openvino": "openvino", "tflite": "tensorflow"}
+
+
+@dataclass(frozen=True)
+class ClassLabelConfig:
+    """Settings of :func:`label_classification`.
+
+    Attributes:
+        val_fraction: share of images (split groups; 60-s blocks for video) put in ``val``.
+        seed: split seed.
+        min_confidence: images whose top teacher probability is below this are left out (counted).
+        batch_size: images per teacher call.
+        device: for a teacher given by spec.
+        sources: how images and videos are read.
+        overwrite: delete an existing classification dataset in the output folder first (else resume).
+        progress: draw a progress bar.
+    """
+
+    val_fraction: float = 0.2
+    seed: int = 0
+    min_confidence: float = setting(0.0, "classify: images below this teacher confidence are left out.")
+    batch_size: int = 16
+    device: str = "auto"
+    sources: SourceConfig = field(default_factory=SourceConfig)
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in [0, 1), found {self.val_fraction}")
+        if not 0 <= self.min_confidence <= 1:
+            raise ConfigError(f"min_confidence must be in [0, 1], found {self.min_confidence}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, found {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of the training stage.
+
+    Attributes:
+        epochs, imgsz, batch: as Ultralytics (``imgsz`` is rounded up to a multiple of the stride).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        workers: dataloader workers (Ultralytics uses none on CPU).
+        soft: distill the teacher's soft scores (the default); ``False`` is plain Ultralytics training on the
+            hard labels (no sidecar needed), for comparison. The same switch as ``SSDLiteConfig.soft`` and
+            ``ClassifierConfig.soft`` (the CLI's ``--hard-only`` and the pipeline's ``train.hard_only`` set it).
+        alpha: weight of the one-hot in the class target (1 = hard labels, 0 = teacher scores only).
+        temperature: ``T`` softening the teacher's scores (soft labels and online KD); 1 keeps them.
+        conf_weight: weigh each box's class and box losses by the teacher's confidence in it.
+        uncertain: train on the dataset's *uncertain* boxes too (labeled with ``uncertain_conf``: the
+            teacher's boxes below their class threshold), as soft-only targets: class target = the teacher's
+            soft scores (no one-hot), box losses weighted by the teacher's confidence. Hard labels would
+            make those objects background. Ignored with ``soft=False`` and by datasets without such boxes.
+        kd_teacher: online KD teacher: a YOLO checkpoint path / name, or a torch ``DetectionModel``.
+        kd_weight: weight of the dense class-logit KD loss (needs ``kd_teacher``).
+        hint_weight: weight of the FitNets neck-feature hint loss (needs ``kd_teacher``).
+        resume: continue an interrupted run from ``OUT/weights/last.pt`` (settings are read back).
+        overwrite: start over in an ``out`` folder that already holds a run.
+        seed: Ultralytics seed.
+        amp: mixed precision; ``None`` = bf16 on a CUDA GPU that supports it (no AMP-check download),
+            fp32 otherwise.
+        patience: early-stopping patience in epochs.
+        close_mosaic: turn mosaic off for the last N epochs (as Ultralytics).
+        cache: cache decoded images (``ram`` / ``disk``) as Ultralytics.
+        progress: Ultralytics' per-epoch progress bars and logs (off = warnings only).
+        ultralytics: any other Ultralytics train argument (``lr0``, ``mosaic``, ``fliplr`` …); these win over
+            :data:`FINE_TUNE` (``{"optimizer": "auto", "nbs": 64}`` gives Ultralytics' own schedule back).
+        gt: human labels of (some of) the images (YOLO folder / data.yaml or COCO JSON, matched by the
+            original file names): the student is also scored on the val split against them.
+        hard_only: deprecated alias of ``soft`` (``hard_only=True`` is ``soft=False``).
+    """
+
+    epochs: int = setting(50, "Training epochs.")
+    imgsz: int = setting(640, "Training image size (SSDLite: its square input, default 320).")
+    batch: int = setting(16, "Images per batch.")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N.")
+    workers: int = setting(2, "Dataloader workers.")
+    soft: bool = setting(True, "Distill the teacher's soft scores; --hard-only trains on the hard labels alone, for comparison.", flag="--soft/--hard-only")
+    alpha: float = setting(0.5, "Weight of the hard label against the teacher's soft scores (1 = hard only).")
+    temperature: float = setting(1.0, "Temperature softening the teacher's scores.")
+    conf_weight: bool = setting(False, "Weigh boxes by the teacher's confidence (YOLO).")
+    uncertain: bool = setting(True, "Use the dataset's uncertain boxes (label --uncertain-conf) as soft-only targets (YOLO).")
+    kd_teacher: Any = setting(None, "Online KD from this YOLO checkpoint (YOLO).", cli_type=str | None)
+    kd_weight: float = setting(1.0, "Weight of the dense class-logit KD loss.")
+    hint_weight: float = setting(1.0, "Weight of the FitNets neck-feature hint loss.")
+    resume: bool = setting(False, "Continue the run in --out from weights/last.pt.", flag="--resume", pipeline=False)
+    overwrite: bool = setting(False, "Start over in an --out that holds a run.", flag="--overwrite", pipeline=False)
+    seed: int = setting(0, "Training seed.")
+    amp: bool | None = None
+    patience: int = 100
+    close_mosaic: int = 10
+    cache: bool | str = False
+    progress: bool = True
+    ultralytics: Mapping[str, Any] = setting(help="Any other Ultralytics train argument (lr0, mosaic, nbs ...).", cli=False, default_factory=dict)
+    gt: str | Path | None = setting(None, "Human labels (YOLO folder or COCO JSON): also score the val split against them.", flag="--gt", pipeline=False, cli_type=Path | None)
+    hard_only: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.hard_only is not None:  # the old name of the switch
+            warnings.warn("TrainConfig(hard_only=...) is deprecated; use soft=...", DeprecationWarning, stacklevel=3)
+            object.__setattr__(self, "soft", not self.hard_only)
+            object.__setattr__(self, "hard_only", None)
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` on an invalid value."""
+        if int(self.epochs) < 1:
+            raise ConfigError(f"epochs must be >= 1, found {self.epochs}")
+        if int(self.imgsz) < 32:
+            raise ConfigError(f"imgsz must be >= 32, found {self.imgsz}")
+        if int(self.batch) < 1:
+            raise ConfigError(f"batch must be >= 1, found {self.batch}")
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1], found {self.alpha}")
+        if not float(self.temperature) > 0:
+            raise ConfigError(f"temperature must be > 0, found {self.temperature}")
+        if float(self.kd_weight) < 0 or float(self.hint_weight) < 0:
+            raise ConfigError(f"kd_weight and hint_weight must be >= 0, found {self.kd_weight}, {self.hint_weight}")
+        reserved = {"model", "data", "save_dir", "project", "name", "resume", "task", "mode", "single_cls", "classes"}
+        bad = sorted(reserved & set(self.ultralytics))
+        if bad:
+            raise ConfigError(f"ultralytics arguments {bad} are set by autolabel (or unsupported); remove them")
+        if "," in str(self.ultralytics.get("device", self.device)):
+            raise ConfigError("multi-GPU (DDP) training is not supported; pick one device, e.g. --device cuda:0")
+
+
+@dataclass(frozen=True)
+class SSDLiteConfig:
+    """Settings of SSDLite training.
+
+    Attributes:
+        epochs: training epochs.
+        batch: images per step (>= 2: the last feature maps are 1×1 and BatchNorm needs 2 values).
+        lr: AdamW peak learning rate (linear warm-up over the first epoch, at most 300 steps, then cosine
+            to 5 %).
+        weight_decay: AdamW weight decay of conv/linear weights (not of norms and biases).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+        seed: initialization, shuffling and augmentation seed (a resumed run continues identically).
+        pretrained: ``"auto"`` = COCO weights when they can be had, else from scratch with a warning;
+            ``True`` = COCO weights or a :class:`WeightsNotFoundError`; ``False`` = from scratch.
+        soft: distill the teacher's soft rows (see the module doc); ``False`` = torchvision's hard loss.
+        alpha: weight of the hard CE on positive anchors (1 = torchvision's loss).
+        temperature: ``T`` of the soft targets and of the student's softmax in the KL term.
+        min_size: square input size (torchvision's model uses 320).
+        workers: dataloader worker processes.
+        hflip: probability of a horizontal flip; photometric: brightness/contrast/saturation jitter.
+        precise_bn: before each evaluation/checkpoint, recompute the BatchNorm statistics on up to this
+            many (un-augmented) training images (0 = off). SSDLite's BN momentum (0.03) is tuned for
+            600-epoch schedules; on short runs its running statistics lag far behind the weights.
+        resume: continue the run in ``out`` from ``weights/last.pt`` (its settings are read back; only
+            ``device``, ``workers`` and ``progress`` are taken from this config).
+        overwrite: start over in an ``out`` folder that already holds a run.
+        progress: per-epoch progress bars.
+    """
+
+    epochs: int = 50
+    batch: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    device: str = "auto"
+    seed: int = 0
+    pretrained: bool | str = "auto"
+    soft: bool = True
+    alpha: float = 0.5
+    temperature: float = 2.0
+    min_size: int = 320
+    workers: int = 0
+    hflip: float = 0.5
+    photometric: bool = True
+    precise_bn: int = 256
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if int(self.epochs) < 1:
+            raise ConfigError(f"epochs must be >= 1, found {self.epochs}")
+        if int(self.batch) < 2:
+            raise ConfigError(f"batch must be >= 2 for SSDLite (BatchNorm on 1×1 feature maps), found {self.batch}")
+        if not float(self.lr) > 0:
+            raise ConfigError(f"lr must be > 0, found {self.lr}")
+        if float(self.weight_decay) < 0:
+            raise ConfigError(f"weight_decay must be >= 0, found {self.weight_decay}")
+        if self.pretrained not in ("auto", True, False):
+            raise ConfigError(f"pretrained must be 'auto', True or False, found {self.pretrained!r}")
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            raise ConfigError(f"alpha must be in [0, 1], found {self.alpha}")
+        if not (math.isfinite(float(self.temperature)) and float(self.temperature) > 0):
+            raise ConfigError(f"temperature must be > 0, found {self.temperature}")
+        if int(self.min_size) < 64:
+            raise ConfigError(f"min_size must be >= 64 pixels, found {self.min_size}")
+        if int(self.workers) < 0:
+            raise ConfigError(f"workers must be >= 0, found {self.workers}")
+        if not 0.0 <= float(self.hflip) <= 1.0:
+            raise ConfigError(f"hflip must be a probability in [0, 1], found {self.hflip}")
+        if int(self.precise_bn) < 0:
+            raise ConfigError(f"precise_bn must be >= 0 images, found {self.precise_bn}")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Settings of :func:`train_classifier`.
+
+    Attributes:
+        model: torchvision classification model name.
+        pretrained: see :func:`~autolabel.students.classifier.model.build_classifier` (``False``, ``True``, ``"auto"``, a weights name, a path).
+        epochs: total epochs (a resumed run continues up to this number).
+        batch: training batch size.
+        imgsz: side of the square (letterboxed) input.
+        lr: peak AdamW learning rate (linear warmup, then cosine decay to 5 % per step).
+        weight_decay: AdamW weight decay.
+        warmup_epochs: warmup length in epochs.
+        temperature: KD temperature ``T``.
+        alpha: weight of the hard-label cross-entropy in the KD loss.
+        soft: distill the teacher (Hinton KD on its distributions + hard labels); ``False`` trains on the hard
+            labels only (CE). The same switch as ``TrainConfig.soft`` and ``SSDLiteConfig.soft``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+        seed: seeds the init, the shuffling, the augmentations and ``max_per_class``.
+        workers: DataLoader worker processes.
+        context, min_box, max_per_class, zero_rows: crop datasets only, see :class:`~autolabel.students.classifier.dataset.CropDataset`.
+        augment: training augmentations (box jitter / random crop, horizontal flip).
+        bn_momentum: momentum of every BatchNorm's running statistics while training; ``None`` keeps the
+            model's own. torchvision's MobileNetV3 uses 0.01, tuned for ImageNet-length runs: after the few
+            hundred steps of a small dataset its running statistics are still mostly their initial values and
+            eval-mode predictions collapse to one class. 0.1 (PyTorch's default) avoids that.
+        kd_teacher: an autolabel classifier checkpoint (same classes) distilled *online*: its logits on each
+            training batch replace the dataset's teacher scores in the KD term (e.g. the unpruned model
+            teaching its pruned copy, :func:`autolabel.compress.pruning.prune_classifier`).
+        resume: continue from ``out/weights/last.pt`` (or a run's older ``out/last.pt``) when it exists (else
+            start fresh); ``False`` starts over.
+        progress: draw a progress bar.
+        kd: deprecated alias of ``soft`` (``kd=False`` is ``soft=False``).
+    """
+
+    model: str = setting("mobilenet_v3_small", "torchvision classifier name.", flag=("--model", "-m"), pipeline=False)
+    pretrained: bool | str = setting(False, "Start from ImageNet weights (downloaded by torchvision).", flag="--pretrained/--no-pretrained", pipeline=False, cli_type=bool)
+    epochs: int = setting(30, "Training epochs.", pipeline=False)
+    batch: int = setting(64, "Samples per batch.", pipeline=False)
+    imgsz: int = setting(128, "Square input size.", pipeline=False)
+    lr: float = setting(2e-3, "Peak AdamW learning rate (warm-up, then cosine decay).", pipeline=False)
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    temperature: float = setting(4.0, "KD temperature T.", pipeline=False)
+    alpha: float = setting(0.5, "Weight of the hard-label CE in the KD loss.", pipeline=False)
+    soft: bool = setting(True, "Hinton KD on the teacher's distributions; --no-kd: hard labels only (cross-entropy), for comparison.", flag="--soft/--no-kd", pipeline=False)
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N.", pipeline=False)
+    seed: int = setting(0, "Seed of the init, shuffling and augmentations.", pipeline=False)
+    workers: int = 0
+    context: float = 0.1
+    min_box: float = 0.0
+    max_per_class: int | None = None
+    zero_rows: str = "onehot"
+    augment: bool = True
+    bn_momentum: float | None = 0.1
+    kd_teacher: str | None = None
+    resume: bool = setting(False, "Continue from --out/weights/last.pt.", flag="--resume", pipeline=False)
+    progress: bool = True
+    kd: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.kd is not None:  # the old name of the switch
+            warnings.warn("ClassifierConfig(kd=...) is deprecated; use soft=...", DeprecationWarning, stacklevel=3)
+            object.__setattr__(self, "soft", bool(self.kd))
+            object.__setattr__(self, "kd", None)
+        checks = [
+            (isinstance(self.model, str) and self.model.strip() != "", "model", "a torchvision model name"),
+            (self.epochs >= 1, "epochs", ">= 1"),
+            (self.batch >= 1, "batch", ">= 1"),
+            (self.imgsz >= 16, "imgsz", ">= 16"),
+            (self.lr > 0 and math.isfinite(self.lr), "lr", "> 0"),
+            (self.weight_decay >= 0, "weight_decay", ">= 0"),
+            (self.warmup_epochs >= 0, "warmup_epochs", ">= 0"),
+            (self.temperature > 0 and math.isfinite(self.temperature), "temperature", "> 0"),
+            (0 <= self.alpha <= 1, "alpha", "in [0, 1]"),
+            (self.workers >= 0, "workers", ">= 0"),
+            (self.context >= 0, "context", ">= 0"),
+            (self.min_box >= 0, "min_box", ">= 0"),
+            (self.max_per_class is None or self.max_per_class >= 1, "max_per_class", "None or >= 1"),
+            (self.zero_rows in ZERO_ROW_POLICIES, "zero_rows", f"one of {ZERO_ROW_POLICIES}"),
+            (isinstance(self.pretrained, (bool, str)), "pretrained", "a bool, a weights name or a path"),
+            (self.bn_momentum is None or 0 < self.bn_momentum <= 1, "bn_momentum", "None or in (0, 1]"),
+        ]
+        for ok, key, expected in checks:
+            if not ok:
+                raise ConfigError(f"{key} must be {expected}, found {getattr(self, key)!r}")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Settings of the pruning stage.
+
+    Attributes:
+        ratio: fraction of the FLOPs (``target="flops"``) or parameters (``"params"``) to remove.
+        target: ``flops`` or ``params``.
+        imgsz: image size for FLOPs counting, validation and recovery training.
+        keep: module names kept whole (e.g. ``["model.9"]``); the Detect head always is.
+        round_to: keep channel counts multiples of this (8 suits many NPUs, but rounds YOLO-n's 16-channel
+            layers down to 8 and costs accuracy; 1 = exact ratio).
+        steps: at most this many bisection trials to find the channel ratio that meets the target.
+        recover_epochs: fine-tuning epochs after pruning (0 = none), split over the rounds.
+        rounds: prune gradually: ``rounds`` steps of ``ratio / rounds`` each followed by its share of the
+            recovery epochs (small steps damage less than one big cut; 1 = one shot, then recover).
+        kd: recover with the unpruned model as online teacher (else plain fine-tuning on the labels).
+        kd_weight, hint_weight, alpha, temperature: see :class:`autolabel.students.yolo.train.TrainConfig`.
+        lr0, optimizer: the recovery optimizer. Every batch is one optimizer step (``nbs = batch``) and the
+            warm-up lasts at most one epoch, biases included (Ultralytics starts them at 0.1, harmless for
+            SGD from scratch, a jolt for AdamW on a trained net; it zeroes that only when it picks AdamW
+            itself). Ultralytics' defaults (gradients accumulated to a nominal batch
+            of 64, three warm-up epochs, ``optimizer=auto`` picking AdamW at ``0.01 / (4 + nc)``) leave a
+            few-hundred-image dataset a few dozen small steps in ten epochs, too few to recover a pruned net.
+        batch, device, workers: recovery training and validation.
+        evaluate: val-split mAP (against the dataset's labels) before and after.
+        progress: progress bars and training logs.
+        ultralytics: extra Ultralytics training arguments for the recovery.
+    """
+
+    ratio: float = setting(0.5, "Fraction of FLOPs (or --target params) to remove.")
+    target: str = setting("flops", "flops or params.")
+    imgsz: int = setting(640, "Image size (FLOPs, validation, recovery).", pipeline=False)
+    keep: Sequence[str] = setting((), "Module kept whole, e.g. model.9 (repeatable).", flag="--keep", cli_type=list[str] | None)
+    round_to: int = setting(1, "Keep channel counts multiples of this (8: faster kernels, coarser cut).")
+    steps: int = 12
+    recover_epochs: int = setting(10, "Recovery fine-tuning epochs (0 = prune only).")
+    rounds: int = setting(1, "Prune gradually in this many cut + recover rounds.")
+    kd: bool = setting(True, "Recover with the unpruned model as teacher (--no-kd: plain fine-tuning on the labels).", flag="--kd/--no-kd")
+    kd_weight: float = 1.0
+    hint_weight: float = 1.0
+    alpha: float = 0.5
+    temperature: float = 1.0
+    lr0: float = setting(0.002, "Recovery learning rate (AdamW, cosine decay).")
+    optimizer: str = "AdamW"
+    batch: int = setting(16, "Recovery batch size (one optimizer step per batch).", pipeline=False)
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N.", pipeline=False)
+    workers: int = 2
+    evaluate: bool = True
+    progress: bool = True
+    ultralytics: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < float(self.ratio) < 0.95:
+            raise ConfigError(f"ratio must be in (0, 0.95), found {self.ratio}")
+        if self.target not in ("flops", "params"):
+            raise ConfigError(f"target must be 'flops' or 'params', found '{self.target}'")
+        if int(self.recover_epochs) < 0:
+            raise ConfigError(f"recover_epochs must be >= 0, found {self.recover_epochs}")
+        if int(self.rounds) < 1:
+            raise ConfigError(f"rounds must be >= 1, found {self.rounds}")
+        if int(self.rounds) > max(1, int(self.recover_epochs)):
+            raise ConfigError(f"rounds ({self.rounds}) needs at least one recovery epoch each (recover_epochs "
+                              f"{self.recover_epochs})")
+        if not float(self.lr0) > 0:
+            raise ConfigError(f"lr0 must be > 0, found {self.lr0}")
+        if int(self.steps) < 1 or int(self.round_to) < 1:
+            raise ConfigError(f"steps and round_to must be >= 1, found {self.steps}, {self.round_to}")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Settings of the export stage.
+
+    Attributes:
+        imgsz: square input size of the exported model (a multiple of 32).
+        dynamic: dynamic batch dimension (``batch`` is then only the calibration batch).
+        batch: fixed batch size of the exported model.
+        opset: ONNX opset (>= 17).
+        fp16: also write ``model_fp16.onnx``.
+        int8: also write ``model_int8.onnx`` (needs ``data`` for calibration).
+        calib_images: number of the dataset's images to calibrate on.
+        calib_method: ``percentile`` (99.99 %, the default: minmax lost 2.5 points of mAP50-95 more on the CCTV
+            student), ``minmax`` (fastest) or ``entropy``.
+        per_channel: per-channel weight scales (recommended for depthwise/narrow convs).
+        formats: extra targets through Ultralytics: ``openvino`` (INT8 when ``int8``), ``tflite``.
+        conf: default score threshold written to the bundle (per-class thresholds win).
+        target_precision: per class, ship the lowest threshold whose val precision reaches this (one value for
+            all classes or ``{name: value}``); default (neither target): the threshold of maximum F1.
+        target_recall: per class, ship the highest threshold whose val recall reaches this (value or mapping).
+        gt: human labels (YOLO folder / data.yaml or COCO JSON) to choose the thresholds against, matched to the
+            val images by file name; default: the dataset's (teacher's) val labels.
+        min_boxes: fewest labeled val boxes of a class to choose its threshold from; fewer keep the ontology's.
+        iou: NMS IoU of the bundle.
+        evaluate: score each model on the dataset's val split (needs ``data``).
+        max_eval_images: cap on val images scored (None = all).
+        seed: calibration image sampling seed.
+        progress: progress bars.
+    """
+
+    imgsz: int = setting(640, "Input size of the exported model (multiple of 32).")
+    dynamic: bool = setting(False, "Dynamic batch dimension.", flag="--dynamic")
+    batch: int = setting(1, "Fixed batch size of the model.", pipeline=False)
+    opset: int = setting(17, "ONNX opset (>= 17).", pipeline=False)
+    fp16: bool = setting(False, "Also write an FP16 model.", flag="--fp16")
+    int8: bool = setting(False, "Also write an INT8 (QDQ) model calibrated on --data.", flag="--int8")
+    calib_images: int = setting(100, "Images of --data to calibrate INT8 on.")
+    calib_method: str = setting("percentile", "percentile (99.99 %), minmax or entropy.")
+    per_channel: bool = True
+    formats: Sequence[str] = ()
+    conf: float = 0.25
+    target_precision: float | Mapping[str, float] | None = None
+    target_recall: float | Mapping[str, float] | None = None
+    gt: str | None = None
+    min_boxes: int = setting(10, "Fewest labeled val boxes to choose a class's threshold; fewer keep the ontology's.")
+    iou: float = 0.7
+    evaluate: bool = setting(True, "Score the models on the val split of --data.", flag="--eval/--no-eval", pipeline=False)
+    max_eval_images: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if int(self.imgsz) < 32 or int(self.imgsz) % 32:
+            raise ConfigError(f"imgsz must be a multiple of 32 (>= 32), found {self.imgsz}")
+        if int(self.batch) < 1:
+            raise ConfigError(f"batch must be >= 1, found {self.batch}")
+        if int(self.opset) < 17:
+            raise ConfigError(f"opset must be >= 17, found {self.opset}")
+        if self.calib_method not in CALIB_METHODS:
+            raise ConfigError(f"calib_method must be one of {list(CALIB_METHODS)}, found '{self.calib_method}'")
+        if int(self.calib_images) < 1:
+            raise ConfigError(f"calib_images must be >= 1, found {self.calib_images}")
+        bad = [f for f in self.formats if f not in EXTRA_FORMATS]
+        if bad:
+            raise ConfigError(f"unknown export format(s) {bad}; valid extra formats are {sorted(EXTRA_FORMATS)} (onnx is always written)")
+        if not 0 < float(self.conf) < 1 or not 0 < float(self.iou) <= 1:
+            raise ConfigError(f"conf must be in (0, 1) and iou in (0, 1], found {self.conf}, {self.iou}")
+        from autolabel.compress.operating_point import check_targets
+
+        check_targets(self.target_precision, self.target_recall)
+        if int(self.min_boxes) < 1:
+            raise ConfigError(f"min_boxes must be >= 1, found {self.min_boxes}")
+        if self.gt is not None and not Path(self.gt).expanduser().exists():
+            raise ConfigError(f"gt '{self.gt}' not found; expected human labels: a YOLO dataset folder / data.yaml "
+                              "or a COCO JSON")

@@ -49,7 +49,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         ("train.alpha=2", r"train\.alpha must be in \[0, 1\]"),
         ("train.temperature=hot", r"train\.temperature must be a number"),
         ("train.ultralytics=5", r"train\.ultralytics must be a mapping"),
-        ("train.hard_only=maybe", r"train\.hard_only must be true or false"),
+        ("train.soft=maybe", r"train\.soft must be true or false"),
         ("prune.rounds=5", r"prune\.rounds \(5\) needs at least one recovery epoch each \(prune\.recover_epochs 1\)"),
         ("prune.keep=model.9", r"prune\.keep must be a list of text"),
         ("prune.enabled=1", r"prune\.enabled must be true or false"),

@@ -69,8 +69,33 @@ def test_label_settings_agree_everywhere(cls):
     """`autolabel label --help`, the pipeline's label section and the dataclass hold the same settings."""
     help_text = CliRunner().invoke(app, ["label", "--help"], terminal_width=400).output
     for s in settings_of(cls):
-        assert s.option in help_text, s.option
+        assert s.option[0].split("/")[0] in help_text, s.option
         assert DEFAULTS["label"][s.key] == s.default == getattr(cls(), s.name)
     bad = next(s for s in settings_of(cls) if s.type is float or s.type == float | None)
     with pytest.raises(ConfigError, match=rf"label\.{bad.key} must be a number"):
         load_pipeline_config(None, [f"label.{bad.key}=[1]"])
+
+
+def test_old_pipeline_key_of_the_distillation_switch_still_reads():
+    assert load_pipeline_config(None, ["train.hard_only=true"])["train"]["soft"] is False
+    assert load_pipeline_config(None, [])["train"]["soft"] is True
+
+
+@pytest.mark.parametrize("command, cls", [("train", config.TrainConfig), ("train-classifier", config.ClassifierConfig),
+                                          ("prune", config.PruneConfig), ("export", config.ExportConfig)])
+def test_every_cli_setting_is_an_option_of_its_command(command, cls):
+    help_text = CliRunner().invoke(app, [command, "--help"], terminal_width=400).output
+    for s in settings_of(cls):
+        if s.cli:
+            assert s.option[0].split("/")[0] in help_text and s.help.split(".")[0][:30] in help_text, (command, s.key)
+
+
+@pytest.mark.parametrize("section, cls", [("train", config.TrainConfig), ("prune", config.PruneConfig),
+                                          ("export", config.ExportConfig)])
+def test_pipeline_sections_hold_the_dataclass_defaults(section, cls):
+    """Where a pipeline default differs from the dataclass it says why in DEFAULTS (pipeline.py)."""
+    pipeline_own = {"train": {"temperature"}, "export": {"imgsz", "int8"}}.get(section, set())
+    for s in settings_of(cls):
+        if s.pipeline and s.key not in pipeline_own:
+            d = s.default
+            assert DEFAULTS[section][s.key] == (list(d) if isinstance(d, tuple) else d), (section, s.key)

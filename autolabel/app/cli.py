@@ -117,59 +117,38 @@ def _key_values(items: list[str], option: str) -> dict[str, object]:
 
 
 @app.command("train")
+@cli_settings(config.TrainConfig, defaults={"imgsz": None})  # None: 640, or SSDLite's own square input (320)
 def train_cmd(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder written by `autolabel label` (or data.yaml with --hard-only).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (weights/, metrics.json).")],
     student: Annotated[str, typer.Option("--student", "-s", help="YOLO checkpoint (.pt), model YAML, registered name, or ssdlite320_mobilenet_v3_large.")] = "yolov8n.pt",
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 100,
-    imgsz: Annotated[int | None, typer.Option(help="Training image size (default 640; SSDLite: its square input, 320).")] = None,
-    batch: Annotated[int, typer.Option(help="Images per batch.")] = 16,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
-    workers: Annotated[int, typer.Option(help="Dataloader workers.")] = 4,
-    hard_only: Annotated[bool, typer.Option("--hard-only", help="Train on hard labels only (no soft scores), for comparison.")] = False,
-    alpha: Annotated[float, typer.Option(help="Weight of the hard label against the teacher's soft scores (1 = hard only).")] = 0.5,
-    temperature: Annotated[float, typer.Option(help="Temperature softening the teacher's scores.")] = 1.0,
-    conf_weight: Annotated[bool, typer.Option("--conf-weight", help="Weigh boxes by the teacher's confidence (YOLO).")] = False,
-    uncertain: Annotated[bool, typer.Option(help="Use the dataset's uncertain boxes (`label --uncertain-conf`) as soft-only targets (YOLO).")] = True,
-    kd_teacher: Annotated[str | None, typer.Option("--kd-teacher", help="Online KD from this YOLO checkpoint (YOLO).")] = None,
-    kd_weight: Annotated[float, typer.Option(help="Weight of the dense class-logit KD loss.")] = 1.0,
-    hint_weight: Annotated[float, typer.Option(help="Weight of the FitNets neck-feature hint loss.")] = 1.0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from weights/last.pt.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over in an --out that holds a run.")] = False,
-    gt: Annotated[Path | None, typer.Option("--gt", help="Human labels (YOLO folder or COCO JSON): also score the val split against them.")] = None,
     hyp: Annotated[list[str] | None, typer.Option("--hyp", help="Any Ultralytics train argument, KEY=VALUE (repeatable), e.g. lr0=0.001 nbs=16.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or training logs.")] = False,
+    *,
+    settings: dict,
 ) -> None:
     """Train a detection student on DATASET, distilling the teacher's soft scores (resumable)."""
     from autolabel.students import identify_student, train
 
+    opts = settings[config.TrainConfig]
     family = identify_student(student)  # yolo, ssdlite or classifier (a one-line error for anything else)
     if family == "classifier":
         raise ConfigError(f"student '{student}' is a classifier: train it with `autolabel train-classifier "
                           f"DATASET --model {student} --out DIR`")
     if family == "ssdlite":
-        from autolabel.students.ssdlite.train import SSDLiteConfig
-
-        if kd_teacher:
+        if opts["kd_teacher"]:
             raise ConfigError("--kd-teacher (online KD) is for YOLO students; SSDLite distills the dataset's soft scores")
-        scfg = SSDLiteConfig(
-            epochs=epochs, batch=batch, device=device, soft=not hard_only, alpha=alpha, temperature=temperature,
-            min_size=imgsz or 320, resume=resume, overwrite=overwrite, progress=not quiet,
-        )
+        shared = {k: opts[k] for k in ("epochs", "batch", "device", "soft", "alpha", "temperature", "resume",
+                                       "overwrite", "seed")}
+        scfg = config.SSDLiteConfig(**shared, min_size=opts["imgsz"] or 320, progress=not quiet)
         sres = train(dataset, student=student, out=out, config=scfg)
         sm = sres.metrics
         typer.echo(f"trained ssdlite320_mobilenet_v3_large ({sres.pretrained} init) -> {sres.best}")
         typer.echo(f"val (against the teacher's labels): mAP50-95 {float(sm.get('mAP50-95') or 0):.4f}  "
                    f"mAP50 {float(sm.get('mAP50') or 0):.4f}  ({sres.metrics_path})")
         return
-    from autolabel.students.yolo.train import TrainConfig
-
-    cfg = TrainConfig(
-        epochs=epochs, imgsz=imgsz or 640, batch=batch, device=device, workers=workers, soft=not hard_only, alpha=alpha,
-        temperature=temperature, conf_weight=conf_weight, uncertain=uncertain, kd_teacher=kd_teacher, kd_weight=kd_weight,
-        hint_weight=hint_weight, resume=resume, overwrite=overwrite, progress=not quiet, gt=gt,
-        ultralytics=_key_values(hyp or [], "--hyp"),
-    )
+    cfg = config.TrainConfig(**{**opts, "imgsz": opts["imgsz"] or 640}, progress=not quiet,
+                             ultralytics=_key_values(hyp or [], "--hyp"))
     res = train(dataset, student=student, out=out, config=cfg)
     m = res.metrics
     typer.echo(f"trained {res.settings['student']} -> {res.best}")
@@ -181,27 +160,19 @@ def train_cmd(
 
 
 @app.command("train-classifier")
+@cli_settings(config.ClassifierConfig)
 def train_classifier_cmd(
     dataset: Annotated[Path, typer.Argument(help="A detection dataset (trained on its box crops) or an image-level one.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (weights/best.pt, weights/last.pt, weights/metrics.json).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="torchvision classifier name.")] = "mobilenet_v3_small",
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
-    imgsz: Annotated[int, typer.Option(help="Square input size.")] = 128,
-    batch: Annotated[int, typer.Option(help="Samples per batch.")] = 64,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
-    no_kd: Annotated[bool, typer.Option("--no-kd", help="Hard labels only (cross-entropy), for comparison.")] = False,
-    alpha: Annotated[float, typer.Option(help="Weight of the hard-label CE in the KD loss.")] = 0.5,
-    temperature: Annotated[float, typer.Option(help="KD temperature T.")] = 4.0,
-    pretrained: Annotated[bool, typer.Option("--pretrained", help="Start from ImageNet weights (downloaded by torchvision).")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from --out/weights/last.pt.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    *,
+    settings: dict,
 ) -> None:
     """Train a classification student with Hinton KD: a*CE(hard) + (1-a)*T^2*KL(teacher || student)."""
-    from autolabel.students.classifier.train import ClassifierConfig, train_classifier
+    from autolabel.students.classifier.train import train_classifier
 
-    cfg = ClassifierConfig(model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, soft=not no_kd,
-                           alpha=alpha, temperature=temperature, pretrained=pretrained, resume=resume,
-                           progress=not quiet)
+    cfg = config.ClassifierConfig(**settings[config.ClassifierConfig], progress=not quiet)
+    model = cfg.model
     res = train_classifier(dataset, out, cfg)
     t1 = res.top1_teacher
     typer.echo(f"trained {model} -> {res.best}")
@@ -242,33 +213,24 @@ def run_cmd(
 
 
 @app.command("prune")
+@cli_settings(config.PruneConfig)
 def prune_cmd(
     model: Annotated[Path, typer.Argument(help="YOLO or train-classifier checkpoint (.pt), or a training output folder.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (pruned.pt, weights/best.pt or recover/weights/best.pt, prune_report.json).")],
     data: Annotated[Path | None, typer.Option("--data", help="The auto-labeled dataset: recovery training and val mAP.")] = None,
-    ratio: Annotated[float, typer.Option(help="Fraction of FLOPs (or --target params) to remove.")] = 0.5,
-    target: Annotated[str, typer.Option(help="flops or params.")] = "flops",
-    keep: Annotated[list[str] | None, typer.Option("--keep", help="Module kept whole, e.g. model.9 (repeatable).")] = None,
-    imgsz: Annotated[int, typer.Option(help="Image size (FLOPs, validation, recovery).")] = 640,
-    recover_epochs: Annotated[int, typer.Option(help="Recovery fine-tuning epochs (0 = prune only).")] = 10,
-    rounds: Annotated[int, typer.Option(help="Prune gradually in this many cut + recover rounds.")] = 1,
-    round_to: Annotated[int, typer.Option(help="Keep channel counts multiples of this (8: faster kernels, coarser cut).")] = 1,
-    no_kd: Annotated[bool, typer.Option("--no-kd", help="Recover without the unpruned model as teacher.")] = False,
-    batch: Annotated[int, typer.Option(help="Recovery batch size (one optimizer step per batch).")] = 16,
-    lr0: Annotated[float, typer.Option(help="Recovery learning rate (AdamW, cosine decay).")] = 0.002,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or training logs.")] = False,
+    *,
+    settings: dict,
 ) -> None:
     """Prune a student's channels (torch-pruning) and recover it by distillation from the unpruned model.
 
     YOLO detectors and train-classifier checkpoints (MobileNetV3 …); for classifiers --imgsz and --batch
     come from the checkpoint.
     """
-    from autolabel.compress.pruning import PruneConfig, prune
+    from autolabel.compress.pruning import prune
 
-    cfg = PruneConfig(ratio=ratio, target=target, keep=tuple(keep or ()), imgsz=imgsz, recover_epochs=recover_epochs,
-                      rounds=rounds, round_to=round_to, kd=not no_kd, batch=batch, lr0=lr0, device=device,
-                      progress=not quiet)
+    opts = settings[config.PruneConfig]
+    cfg = config.PruneConfig(**{**opts, "keep": tuple(opts["keep"] or ())}, progress=not quiet)
     res = prune(model, out, data=data, config=cfg)
     r = res.report
 
@@ -293,20 +255,12 @@ def prune_cmd(
 
 
 @app.command("export")
+@cli_settings(config.ExportConfig)
 def export_cmd(
     model: Annotated[Path, typer.Argument(help="Student checkpoint (.pt: YOLO, pruned ones too, SSDLite or classifier) or a training output folder.")],
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
     format_: Annotated[list[str], typer.Option("--format", help="onnx (always), openvino, tflite (repeatable).")] = ["onnx"],  # noqa: B006
     data: Annotated[Path | None, typer.Option("--data", help="Your dataset: INT8 calibration images and the val split scored.")] = None,
-    imgsz: Annotated[int, typer.Option(help="Input size of the exported model (multiple of 32).")] = 640,
-    int8: Annotated[bool, typer.Option("--int8", help="Also write an INT8 (QDQ) model calibrated on --data.")] = False,
-    fp16: Annotated[bool, typer.Option("--fp16", help="Also write an FP16 model.")] = False,
-    calib_images: Annotated[int, typer.Option(help="Images of --data to calibrate INT8 on.")] = 100,
-    calib_method: Annotated[str, typer.Option(help="percentile (99.99 %), minmax or entropy.")] = "percentile",
-    dynamic: Annotated[bool, typer.Option("--dynamic", help="Dynamic batch dimension.")] = False,
-    batch: Annotated[int, typer.Option(help="Fixed batch size of the model.")] = 1,
-    opset: Annotated[int, typer.Option(help="ONNX opset (>= 17).")] = 17,
-    no_eval: Annotated[bool, typer.Option("--no-eval", help="Do not score the models on the val split of --data.")] = False,
     target_precision: Annotated[list[str] | None, typer.Option(
         help="Ship per class the lowest threshold whose val precision reaches P: one value, or NAME=P (repeatable). "
              "Default: the threshold of maximum F1.")] = None,
@@ -315,24 +269,24 @@ def export_cmd(
     gt: Annotated[Path | None, typer.Option(
         "--gt", help="Human labels (YOLO folder / data.yaml or COCO JSON) to choose the thresholds against, matched to "
                      "the val images by file name (default: the dataset's val labels).")] = None,
-    min_boxes: Annotated[int, typer.Option(help="Fewest labeled val boxes to choose a class's threshold; fewer keep the ontology's.")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    *,
+    settings: dict,
 ) -> None:
     """Export a student to an ONNX bundle (FP32, optional FP16/INT8) that autolabel.runtime runs without torch.
 
     Each class's threshold is chosen for the student on the val split of --data (max F1, or --target-precision /
     --target-recall), per model; bundle.json keeps the precision, recall and F1 it gives.
     """
-    from autolabel.compress.bundle import ExportConfig, export
+    from autolabel.compress.bundle import export
     from autolabel.students import identify_student
 
     family = identify_student(model)  # classifiers and SSDLite students export to their own bundles
     extra = tuple(f.strip().lower() for f in format_ if f.strip().lower() != "onnx")
-    cfg = ExportConfig(imgsz=imgsz, dynamic=dynamic, batch=batch, opset=opset, fp16=fp16, int8=int8,
-                       calib_images=calib_images, calib_method=calib_method, formats=extra, evaluate=not no_eval,
-                       target_precision=_target(target_precision, "--target-precision"),
-                       target_recall=_target(target_recall, "--target-recall"),
-                       gt=str(gt) if gt is not None else None, min_boxes=min_boxes, progress=not quiet)
+    cfg = config.ExportConfig(**settings[config.ExportConfig], formats=extra,
+                              target_precision=_target(target_precision, "--target-precision"),
+                              target_recall=_target(target_recall, "--target-recall"),
+                              gt=str(gt) if gt is not None else None, progress=not quiet)
     res = export(model, out, data=data, config=cfg)
     res_out = res.bundle
     typer.echo(f"bundle -> {res_out}")

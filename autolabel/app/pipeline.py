@@ -65,41 +65,21 @@ DEFAULTS: dict[str, Any] = {
     "train": {
         "student": None,  # detect: YOLO checkpoint / YAML / name (default yolov8n.pt); classify: torchvision model
                           # name (default mobilenet_v3_small); another family's student is an error
-        "epochs": 50,
-        "imgsz": 640,
-        "batch": 16,
-        "hard_only": False,  # True = no distillation (hard labels only), for comparison
-        "alpha": 0.5,
-        "temperature": None,  # default per task: 1.0 (detect soft labels), 4.0 (classify, Hinton KD)
-        "conf_weight": False,
-        "uncertain": True,  # detect: train on the dataset's uncertain boxes as soft-only targets
-        "kd_teacher": None,  # detect: online KD from a larger YOLO checkpoint
-        "kd_weight": 1.0,
-        "hint_weight": 1.0,
         "pretrained": None,  # classify: ImageNet weights (torchvision); detect: set from train.student (.pt = yes)
-        "device": "auto",
-        "workers": 2,
-        "ultralytics": {},
+        # every other key: a setting of TrainConfig (autolabel/config.py); a classify pipeline passes epochs, imgsz,
+        # batch, soft, alpha, temperature, device and workers on to ClassifierConfig
+        **section_defaults(config.TrainConfig),
+        "temperature": None,  # default per task: 1.0 (detect soft labels), 4.0 (classify, Hinton KD)
     },
     "prune": {
         "enabled": True,
-        "ratio": 0.5,
-        "target": "flops",
-        "keep": [],
-        "round_to": 1,
-        "recover_epochs": 10,
-        "rounds": 1,
-        "kd": True,
-        "lr0": 0.002,
+        **section_defaults(config.PruneConfig),  # imgsz, batch, device, workers: the train section's
     },
     "export": {
         "enabled": True,
+        **section_defaults(config.ExportConfig),
         "imgsz": None,  # default: train.imgsz
-        "int8": True,
-        "fp16": False,
-        "calib_images": 100,
-        "calib_method": "percentile",
-        "dynamic": False,
+        "int8": True,  # a pipeline always has the dataset to calibrate on (`autolabel export` needs --data for it)
         "max_drop": 0.02,  # accuracy guard: ship a pruned / INT8 model only within this mAP50-95 (classify: top-1)
                            # of the unpruned FP32 student on the val split, else the better one; null = off
         "target_precision": None,  # bundle thresholds: per class the lowest meeting this val precision
@@ -112,9 +92,15 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+RENAMED = {"train.hard_only": ("soft", lambda v: not v if isinstance(v, bool) else v)}
+"""Old pipeline keys still read: ``train.hard_only: true`` is ``train.soft: false``."""
+
+
 def _merge(base: dict[str, Any], new: Mapping[str, Any], where: str, src: str) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in new.items():
+        if f"{where}{k}" in RENAMED and k not in base:
+            k, v = RENAMED[f"{where}{k}"][0], RENAMED[f"{where}{k}"][1](v)
         if k not in base:
             raise ConfigError(f"{src}: unknown key '{where}{k}'; valid keys{' of ' + where.rstrip('.') if where else ''} "
                               f"are {sorted(base)}")

@@ -23,6 +23,7 @@ from autolabel.core.errors import ConfigError, WeightsNotFoundError
 from autolabel.core.settings import build as _build
 from autolabel.core.settings import check_value as _typed
 from autolabel.core.settings import section_fields
+from autolabel.core.weights import find_ultralytics_weights
 
 __all__ = ["final_summary", "label_config", "prune_config", "resolve_models", "run_export", "run_label",
            "run_prune", "run_report", "run_train", "stage_configs", "student_family", "student_spec", "train_config",
@@ -106,47 +107,35 @@ def student_family(cfg: Mapping[str, Any]) -> str:
 
 def train_config(cfg: Mapping[str, Any], *, resume: bool = False, progress: bool = False) -> Any:
     """The train stage's ``TrainConfig`` (classify: ``ClassifierConfig``) from the ``train`` section."""
+    from autolabel.config import ClassifierConfig, TrainConfig
+
     c = cfg["train"]
     student = student_spec(cfg)
     student_family(cfg)
-    common = {"epochs": ("train.epochs", c["epochs"]), "imgsz": ("train.imgsz", c["imgsz"]),
-              "batch": ("train.batch", c["batch"]), "alpha": ("train.alpha", c["alpha"]),
-              "temperature": ("train.temperature", _temperature(cfg)), "device": ("train.device", c["device"]),
-              "workers": ("train.workers", c["workers"])}
-    if cfg["task"] == "classify":
-        from autolabel.students.classifier.train import ClassifierConfig
-
+    fields = section_fields(TrainConfig, {**c, "temperature": _temperature(cfg)}, "train")
+    if cfg["task"] == "classify":  # the train section's keys a classifier has, and its model
+        shared = ("epochs", "imgsz", "batch", "alpha", "temperature", "device", "workers", "soft")
         pretrained = False if c["pretrained"] is None else c["pretrained"]
         return _build(ClassifierConfig, {
-            **common, "model": ("train.student", student), "pretrained": ("train.pretrained", pretrained),
-        }, lambda: {"soft": not _typed("train.hard_only", c["hard_only"], bool), "resume": resume,
-                    "progress": progress})
-    from autolabel.students.yolo.train import TrainConfig
-
+            **{k: fields[k] for k in shared}, "model": ("train.student", student),
+            "pretrained": ("train.pretrained", pretrained),
+        }, {"resume": resume, "progress": progress})
     _typed("train.pretrained", c["pretrained"], bool | None)
-    return _build(TrainConfig, {
-        **common, "conf_weight": ("train.conf_weight", c["conf_weight"]),
-        "uncertain": ("train.uncertain", c["uncertain"]), "kd_teacher": ("train.kd_teacher", _typed(
-            "train.kd_teacher", c["kd_teacher"], str | None)),
-        "kd_weight": ("train.kd_weight", c["kd_weight"]), "hint_weight": ("train.hint_weight", c["hint_weight"]),
-        "ultralytics": ("train.ultralytics", {} if c["ultralytics"] is None else c["ultralytics"]),
-    }, lambda: {"soft": not _typed("train.hard_only", c["hard_only"], bool), "resume": resume, "overwrite": True,
-                "close_mosaic": max(1, min(10, int(c["epochs"]) // 3)), "progress": progress})
+    return _build(TrainConfig, fields, lambda: {
+        "resume": resume, "overwrite": True, "close_mosaic": max(1, min(10, int(c["epochs"]) // 3)),
+        "progress": progress, "ultralytics": {} if c["ultralytics"] is None else c["ultralytics"]})
 
 
 def prune_config(cfg: Mapping[str, Any], *, progress: bool = False) -> Any:
     """The prune stage's ``PruneConfig`` from the ``prune`` section (and the training settings it reuses)."""
-    from autolabel.compress.pruning import PruneConfig
+    from autolabel.config import PruneConfig
 
     c, t = cfg["prune"], cfg["train"]
     return _build(PruneConfig, {
-        "ratio": ("prune.ratio", c["ratio"]), "target": ("prune.target", c["target"]),
-        "keep": ("prune.keep", [] if c["keep"] is None else c["keep"]), "round_to": ("prune.round_to", c["round_to"]),
-        "recover_epochs": ("prune.recover_epochs", c["recover_epochs"]), "rounds": ("prune.rounds", c["rounds"]),
-        "kd": ("prune.kd", c["kd"]), "lr0": ("prune.lr0", c["lr0"]), "imgsz": ("train.imgsz", t["imgsz"]),
-        "batch": ("train.batch", t["batch"]), "device": ("train.device", t["device"]),
-        "workers": ("train.workers", t["workers"]), "alpha": ("train.alpha", t["alpha"]),
-        "temperature": ("train.temperature", _temperature(cfg)),
+        **section_fields(PruneConfig, {**c, "keep": [] if c["keep"] is None else c["keep"]}, "prune"),
+        "imgsz": ("train.imgsz", t["imgsz"]), "batch": ("train.batch", t["batch"]),
+        "device": ("train.device", t["device"]), "workers": ("train.workers", t["workers"]),
+        "alpha": ("train.alpha", t["alpha"]), "temperature": ("train.temperature", _temperature(cfg)),
         "ultralytics": ("train.ultralytics", dict(t["ultralytics"] or {}) if isinstance(t["ultralytics"], Mapping)
                         else t["ultralytics"]),
     }, lambda: {"keep": tuple(c["keep"] or ()), "progress": progress})
@@ -158,7 +147,7 @@ def export_config(cfg: Mapping[str, Any], *, progress: bool = False) -> Any:
 
     A classification export takes only ``int8``, ``calib_images`` and ``calib_method`` of it.
     """
-    from autolabel.compress.bundle import ExportConfig
+    from autolabel.config import ExportConfig
 
     c = cfg["export"]
     if cfg["task"] == "classify":  # its input size is the classifier's own; 640 is a placeholder that passes
@@ -166,9 +155,7 @@ def export_config(cfg: Mapping[str, Any], *, progress: bool = False) -> Any:
     else:
         imgsz = ("export.imgsz", c["imgsz"]) if c["imgsz"] is not None else ("train.imgsz", cfg["train"]["imgsz"])
     return _build(ExportConfig, {
-        "imgsz": imgsz, "int8": ("export.int8", c["int8"]), "fp16": ("export.fp16", c["fp16"]),
-        "calib_images": ("export.calib_images", c["calib_images"]),
-        "calib_method": ("export.calib_method", c["calib_method"]), "dynamic": ("export.dynamic", c["dynamic"]),
+        **section_fields(ExportConfig, c, "export"), "imgsz": imgsz,
         # the operating point: thresholds chosen for the student on val, against the human labels when given
         "target_precision": ("export.target_precision", c.get("target_precision")),
         "target_recall": ("export.target_recall", c.get("target_recall")),
@@ -222,23 +209,6 @@ _TRUE = {"1", "true", "yes", "on"}
 
 def _offline(env: str) -> bool:
     return os.environ.get(env, "").strip().lower() in _TRUE
-
-
-def _ultralytics_file(spec: str, what: str, hint: str) -> Path | None:
-    """A local Ultralytics weights file for ``spec``; ``None`` when Ultralytics may still download it by name.
-
-    Raises:
-        WeightsNotFoundError: not found and it cannot be downloaded (offline, or a path rather than a name).
-    """
-    from autolabel.core.weights import looked_in, resolve_local_weights
-
-    local = resolve_local_weights(spec)
-    if local is not None:
-        return local
-    if _offline("YOLO_OFFLINE") or os.sep in spec or spec.startswith((".", "~")):
-        offline = " (offline: YOLO_OFFLINE is set)" if _offline("YOLO_OFFLINE") else ""
-        raise WeightsNotFoundError(f"{what} weights '{spec}' not found{offline} (looked in {looked_in(spec)}); {hint}")
-    return None
 
 
 def _hf_weights(spec: str, what: str, hint: str) -> None:
@@ -315,7 +285,7 @@ def resolve_models(cfg: Mapping[str, Any]) -> dict[str, Any]:
             if w.endswith((".yaml", ".yml")):
                 pass  # an architecture (random weights, tests) or an Ultralytics config name
             elif w.endswith(".pt") or name.startswith("yolo"):
-                found = _ultralytics_file(w, what, _teacher_hint(name, w))
+                found = find_ultralytics_weights(w, what, _teacher_hint(name, w))
             else:
                 _hf_weights(w, what, _teacher_hint(name, w, folder=True))
         out["teachers"][spec] = str(found) if found else None
@@ -330,7 +300,7 @@ def resolve_models(cfg: Mapping[str, Any]) -> dict[str, Any]:
         out["student_pretrained"] = False  # built from an architecture: random weights
     elif suffix in {".pt", ""}:
         spec = student if suffix else student + ".pt"
-        path = _ultralytics_file(spec, "student", _student_hint("train.student", spec))
+        path = find_ultralytics_weights(spec, "student", _student_hint("train.student", spec))
         if path is not None:
             _check_checkpoint(path, "train.student")
         out["student"] = str(path) if path else None
@@ -347,7 +317,7 @@ def resolve_models(cfg: Mapping[str, Any]) -> dict[str, Any]:
             + " (or leave train.pretrained unset)")
     kd = t["kd_teacher"]
     if isinstance(kd, str) and kd.strip():
-        path = _ultralytics_file(kd, "train.kd_teacher", _student_hint("train.kd_teacher", kd))
+        path = find_ultralytics_weights(kd, "train.kd_teacher", _student_hint("train.kd_teacher", kd))
         if path is not None:
             _check_checkpoint(path, "train.kd_teacher")
         out["kd_teacher"] = str(path) if path else None

@@ -17,12 +17,12 @@ from autolabel.core.lazy import lazy_exports
 _EXPORT = "autolabel.compress.bundle"
 _PRUNE = "autolabel.compress.pruning"
 _EXPORTS = {
-    "ExportConfig": _EXPORT,
+    "ExportConfig": "autolabel.config",
     "ExportResult": _EXPORT,
     "export": _EXPORT,
     "quantize_int8": "autolabel.compress.quantize",
     "score_bundle": "autolabel.compress.score",
-    "PruneConfig": _PRUNE,
+    "PruneConfig": "autolabel.config",
     "PruneResult": _PRUNE,
     "prune": _PRUNE,
 }

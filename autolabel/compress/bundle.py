@@ -25,95 +25,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autolabel.compress.quantize import CALIB_METHODS
+from autolabel.config import EXTRA_FORMATS, ExportConfig
 from autolabel.core.errors import ConfigError, DatasetError
 
 __all__ = ["EXTRA_FORMATS", "ExportConfig", "ExportResult", "export", "export_classifier", "export_ssdlite",
            "is_ssdlite_checkpoint"]
-
-EXTRA_FORMATS = {"openvino": "openvino", "tflite": "tensorflow"}
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    """Settings of the export stage.
-
-    Attributes:
-        imgsz: square input size of the exported model (a multiple of 32).
-        dynamic: dynamic batch dimension (``batch`` is then only the calibration batch).
-        batch: fixed batch size of the exported model.
-        opset: ONNX opset (>= 17).
-        fp16: also write ``model_fp16.onnx``.
-        int8: also write ``model_int8.onnx`` (needs ``data`` for calibration).
-        calib_images: number of the dataset's images to calibrate on.
-        calib_method: ``percentile`` (99.99 %, the default: minmax lost 2.5 points of mAP50-95 more on the CCTV
-            student), ``minmax`` (fastest) or ``entropy``.
-        per_channel: per-channel weight scales (recommended for depthwise/narrow convs).
-        formats: extra targets through Ultralytics: ``openvino`` (INT8 when ``int8``), ``tflite``.
-        conf: default score threshold written to the bundle (per-class thresholds win).
-        target_precision: per class, ship the lowest threshold whose val precision reaches this (one value for
-            all classes or ``{name: value}``); default (neither target): the threshold of maximum F1.
-        target_recall: per class, ship the highest threshold whose val recall reaches this (value or mapping).
-        gt: human labels (YOLO folder / data.yaml or COCO JSON) to choose the thresholds against, matched to the
-            val images by file name; default: the dataset's (teacher's) val labels.
-        min_boxes: fewest labeled val boxes of a class to choose its threshold from; fewer keep the ontology's.
-        iou: NMS IoU of the bundle.
-        evaluate: score each model on the dataset's val split (needs ``data``).
-        max_eval_images: cap on val images scored (None = all).
-        seed: calibration image sampling seed.
-        progress: progress bars.
-    """
-
-    imgsz: int = 640
-    dynamic: bool = False
-    batch: int = 1
-    opset: int = 17
-    fp16: bool = False
-    int8: bool = False
-    calib_images: int = 100
-    calib_method: str = "percentile"
-    per_channel: bool = True
-    formats: Sequence[str] = ()
-    conf: float = 0.25
-    target_precision: float | Mapping[str, float] | None = None
-    target_recall: float | Mapping[str, float] | None = None
-    gt: str | None = None
-    min_boxes: int = 10
-    iou: float = 0.7
-    evaluate: bool = True
-    max_eval_images: int | None = None
-    seed: int = 0
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if int(self.imgsz) < 32 or int(self.imgsz) % 32:
-            raise ConfigError(f"imgsz must be a multiple of 32 (>= 32), found {self.imgsz}")
-        if int(self.batch) < 1:
-            raise ConfigError(f"batch must be >= 1, found {self.batch}")
-        if int(self.opset) < 17:
-            raise ConfigError(f"opset must be >= 17, found {self.opset}")
-        if self.calib_method not in CALIB_METHODS:
-            raise ConfigError(f"calib_method must be one of {list(CALIB_METHODS)}, found '{self.calib_method}'")
-        if int(self.calib_images) < 1:
-            raise ConfigError(f"calib_images must be >= 1, found {self.calib_images}")
-        bad = [f for f in self.formats if f not in EXTRA_FORMATS]
-        if bad:
-            raise ConfigError(f"unknown export format(s) {bad}; valid extra formats are {sorted(EXTRA_FORMATS)} (onnx is always written)")
-        if not 0 < float(self.conf) < 1 or not 0 < float(self.iou) <= 1:
-            raise ConfigError(f"conf must be in (0, 1) and iou in (0, 1], found {self.conf}, {self.iou}")
-        from autolabel.compress.operating_point import check_targets
-
-        check_targets(self.target_precision, self.target_recall)
-        if int(self.min_boxes) < 1:
-            raise ConfigError(f"min_boxes must be >= 1, found {self.min_boxes}")
-        if self.gt is not None and not Path(self.gt).expanduser().exists():
-            raise ConfigError(f"gt '{self.gt}' not found; expected human labels: a YOLO dataset folder / data.yaml "
-                              "or a COCO JSON")
 
 
 @dataclass

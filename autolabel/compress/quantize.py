@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from autolabel.config import CALIB_METHODS
 from autolabel.core.errors import DatasetError
 
 __all__ = ["CALIB_CHUNK_BYTES", "CALIB_METHODS", "bundle_feeds", "calibrate_in_chunks", "decode_nodes", "export_fp16", "float_nodes",
            "quantize_int8", "quantize_qdq", "ssdlite_float_nodes"]
 
-CALIB_METHODS = ("minmax", "entropy", "percentile")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -50,18 +50,24 @@ class Setting:
     type: Any
     default: Any
     help: str
-    flag: str | None  # the CLI option when it is not ``--key``
+    flag: str | tuple[str, ...] | None  # the CLI option(s) when not ``--key`` (``"--soft/--hard-only"``, ``("--model", "-m")``)
     cli: bool  # offered as a CLI option
     pipeline: bool  # offered as a pipeline key
+    cli_type: Any = None  # the option's type when the field's annotation is wider (a path or a model object)
 
     @property
-    def option(self) -> str:
-        return self.flag or "--" + self.key.replace("_", "-")
+    def option(self) -> tuple[str, ...]:
+        if isinstance(self.flag, tuple):
+            return self.flag
+        if self.flag:
+            return (self.flag,)
+        name = self.key.replace("_", "-")
+        return (f"--{name}/--no-{name}",) if self.type is bool else (f"--{name}",)
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, key: str | None = None,
-            flag: str | None = None, cli: bool = True, pipeline: bool = True,
-            default_factory: Any = dataclasses.MISSING) -> Any:
+            flag: str | tuple[str, ...] | None = None, cli: bool = True, pipeline: bool = True,
+            cli_type: Any = None, default_factory: Any = dataclasses.MISSING) -> Any:
     """A dataclass field that is a user-facing setting (see the module docstring).
 
     Args:
@@ -70,8 +76,10 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", *, key: str | No
         key: the pipeline key / option name when it is not the field's name (``fps`` for ``video_fps``).
         flag: the CLI option when it is not ``--key`` (e.g. ``--val`` for ``val_fraction``).
         cli, pipeline: offer the setting on the command line / in pipeline files (both by default).
+        cli_type: the option's type where the field takes more in Python (e.g. ``str | None`` for a field that
+            also takes a loaded model); pipeline values are checked against it too.
     """
-    meta = {_META: {"help": help, "key": key, "flag": flag, "cli": cli, "pipeline": pipeline}}
+    meta = {_META: {"help": help, "key": key, "flag": flag, "cli": cli, "pipeline": pipeline, "cli_type": cli_type}}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -89,7 +97,8 @@ def settings_of(cls: type) -> tuple[Setting, ...]:
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         out.append(Setting(name=f.name, key=meta["key"] or f.name, type=hints[f.name], default=default,
-                           help=meta["help"], flag=meta["flag"], cli=meta["cli"], pipeline=meta["pipeline"]))
+                           help=meta["help"], flag=meta["flag"], cli=meta["cli"], pipeline=meta["pipeline"],
+                           cli_type=meta["cli_type"]))
     return tuple(out)
 
 
@@ -108,7 +117,7 @@ def section_defaults(*classes: type, exclude: Iterable[str] = ()) -> dict[str, A
             if s.key in out and out[s.key] != s.default:
                 raise AssertionError(f"setting '{s.key}': {cls.__name__} default {s.default!r} contradicts "
                                      f"{out[s.key]!r} of an earlier class in the same section")
-            out.setdefault(s.key, s.default)
+            out.setdefault(s.key, list(s.default) if isinstance(s.default, tuple) else s.default)  # YAML has lists
     return out
 
 
@@ -194,6 +203,7 @@ def build(cls: type, fields: Mapping[str, tuple[str, Any]],
     type check when a callable).
     """
     hints = typing.get_type_hints(cls)
+    hints.update({s.name: s.cli_type for s in settings_of(cls) if s.cli_type is not None})
     for name, (key, value) in fields.items():
         check_value(key, value, hints[name])
     kwargs = {name: value for name, (_key, value) in fields.items()}
@@ -257,7 +267,8 @@ def cli_settings(*classes: type, exclude: Iterable[str] = (), defaults: Mapping[
             default = (defaults or {}).get(s.name, s.default)
             params.append(inspect.Parameter(
                 key, inspect.Parameter.KEYWORD_ONLY, default=default,
-                annotation=typing.Annotated[s.type, typer.Option(s.option, help=s.help, show_default=True)]))
+                annotation=typing.Annotated[s.cli_type or s.type, typer.Option(*s.option, help=s.help,
+                                                                               show_default=True)]))
 
         @functools.wraps(fn)
         def command(**kwargs: Any) -> Any:

@@ -18,53 +18,21 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autolabel.config import ClassLabelConfig
 from autolabel.core.errors import ConfigError, DatasetError
 from autolabel.core.progress import ProgressBar
 from autolabel.data.dataset import assign_split
-from autolabel.sources import SourceConfig
 
 if TYPE_CHECKING:
     from autolabel.core.ontology import Ontology
 
 __all__ = ["ClassLabelConfig", "ClassLabelResult", "label_classification"]
-
-@dataclass(frozen=True)
-class ClassLabelConfig:
-    """Settings of :func:`label_classification`.
-
-    Attributes:
-        val_fraction: share of images (split groups; 60-s blocks for video) put in ``val``.
-        seed: split seed.
-        min_confidence: images whose top teacher probability is below this are left out (counted).
-        batch_size: images per teacher call.
-        device: for a teacher given by spec.
-        sources: how images and videos are read.
-        overwrite: delete an existing classification dataset in the output folder first (else resume).
-        progress: draw a progress bar.
-    """
-
-    val_fraction: float = 0.2
-    seed: int = 0
-    min_confidence: float = 0.0
-    batch_size: int = 16
-    device: str = "auto"
-    sources: SourceConfig = field(default_factory=SourceConfig)
-    overwrite: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must be in [0, 1), found {self.val_fraction}")
-        if not 0 <= self.min_confidence <= 1:
-            raise ConfigError(f"min_confidence must be in [0, 1], found {self.min_confidence}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, found {self.batch_size}")
 
 
 @dataclass

@@ -25,7 +25,7 @@ _EXPORTS = {
     "ImageClassDataset": _DATA,
     "crop_key": _DATA,
     "open_classification_dataset": _DATA,
-    "ClassifierConfig": _TRAIN,
+    "ClassifierConfig": "autolabel.config",
     "ClassifierResult": _TRAIN,
     "evaluate_classifier": _TRAIN,
     "train_classifier": _TRAIN,

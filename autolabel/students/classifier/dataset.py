@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from autolabel.config import ZERO_ROW_POLICIES
 from autolabel.core.errors import ConfigError, DatasetError
 from autolabel.data.dataset import META_FILE, read_meta, read_records
 from autolabel.data.jsonl import BadLine, iter_jsonl, read_json, recover_jsonl
@@ -71,7 +72,6 @@ CLS_FORMAT = "autolabel-classification"
 CLS_FORMAT_VERSION = 1
 CLS_META_FILE = "autolabel_cls.json"
 CLS_SIDECAR_FILE = "autolabel_cls.jsonl"
-ZERO_ROW_POLICIES = ("onehot", "uniform", "skip")
 
 
 # ----------------------------------------------------------------------------------------------------------

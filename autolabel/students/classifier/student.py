@@ -21,7 +21,7 @@ class ClassifierStudent(StudentBase):
     checkpoint_format = "autolabel-classifier"
     default_spec = "mobilenet_v3_small"
     task_default = True
-    config_type = "autolabel.students.classifier.train:ClassifierConfig"
+    config_type = "autolabel.config:ClassifierConfig"
     priority = 20
 
     @classmethod

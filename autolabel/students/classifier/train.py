@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,11 +32,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from autolabel.config import ClassifierConfig
 from autolabel.core.errors import ConfigError, DatasetError
 from autolabel.core.progress import ProgressBar
 from autolabel.data.jsonl import write_atomic
 from autolabel.students.classifier.dataset import (
-    ZERO_ROW_POLICIES,
     SampleDataset,
     open_classification_dataset,
 )
@@ -65,94 +64,6 @@ __all__ = [
 ]
 
 METRICS_FILE = "metrics.json"
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """Settings of :func:`train_classifier`.
-
-    Attributes:
-        model: torchvision classification model name.
-        pretrained: see :func:`~autolabel.students.classifier.model.build_classifier` (``False``, ``True``, ``"auto"``, a weights name, a path).
-        epochs: total epochs (a resumed run continues up to this number).
-        batch: training batch size.
-        imgsz: side of the square (letterboxed) input.
-        lr: peak AdamW learning rate (linear warmup, then cosine decay to 5 % per step).
-        weight_decay: AdamW weight decay.
-        warmup_epochs: warmup length in epochs.
-        temperature: KD temperature ``T``.
-        alpha: weight of the hard-label cross-entropy in the KD loss.
-        soft: distill the teacher (Hinton KD on its distributions + hard labels); ``False`` trains on the hard
-            labels only (CE). The same switch as ``TrainConfig.soft`` and ``SSDLiteConfig.soft``.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
-        seed: seeds the init, the shuffling, the augmentations and ``max_per_class``.
-        workers: DataLoader worker processes.
-        context, min_box, max_per_class, zero_rows: crop datasets only, see :class:`~autolabel.students.classifier.dataset.CropDataset`.
-        augment: training augmentations (box jitter / random crop, horizontal flip).
-        bn_momentum: momentum of every BatchNorm's running statistics while training; ``None`` keeps the
-            model's own. torchvision's MobileNetV3 uses 0.01, tuned for ImageNet-length runs: after the few
-            hundred steps of a small dataset its running statistics are still mostly their initial values and
-            eval-mode predictions collapse to one class. 0.1 (PyTorch's default) avoids that.
-        kd_teacher: an autolabel classifier checkpoint (same classes) distilled *online*: its logits on each
-            training batch replace the dataset's teacher scores in the KD term (e.g. the unpruned model
-            teaching its pruned copy, :func:`autolabel.compress.pruning.prune_classifier`).
-        resume: continue from ``out/weights/last.pt`` (or a run's older ``out/last.pt``) when it exists (else
-            start fresh); ``False`` starts over.
-        progress: draw a progress bar.
-        kd: deprecated alias of ``soft`` (``kd=False`` is ``soft=False``).
-    """
-
-    model: str = "mobilenet_v3_small"
-    pretrained: bool | str = False
-    epochs: int = 30
-    batch: int = 64
-    imgsz: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_epochs: float = 1.0
-    temperature: float = 4.0
-    alpha: float = 0.5
-    soft: bool = True
-    device: str = "auto"
-    seed: int = 0
-    workers: int = 0
-    context: float = 0.1
-    min_box: float = 0.0
-    max_per_class: int | None = None
-    zero_rows: str = "onehot"
-    augment: bool = True
-    bn_momentum: float | None = 0.1
-    kd_teacher: str | None = None
-    resume: bool = False
-    progress: bool = True
-    kd: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.kd is not None:  # the old name of the switch
-            warnings.warn("ClassifierConfig(kd=...) is deprecated; use soft=...", DeprecationWarning, stacklevel=3)
-            object.__setattr__(self, "soft", bool(self.kd))
-            object.__setattr__(self, "kd", None)
-        checks = [
-            (isinstance(self.model, str) and self.model.strip() != "", "model", "a torchvision model name"),
-            (self.epochs >= 1, "epochs", ">= 1"),
-            (self.batch >= 1, "batch", ">= 1"),
-            (self.imgsz >= 16, "imgsz", ">= 16"),
-            (self.lr > 0 and math.isfinite(self.lr), "lr", "> 0"),
-            (self.weight_decay >= 0, "weight_decay", ">= 0"),
-            (self.warmup_epochs >= 0, "warmup_epochs", ">= 0"),
-            (self.temperature > 0 and math.isfinite(self.temperature), "temperature", "> 0"),
-            (0 <= self.alpha <= 1, "alpha", "in [0, 1]"),
-            (self.workers >= 0, "workers", ">= 0"),
-            (self.context >= 0, "context", ">= 0"),
-            (self.min_box >= 0, "min_box", ">= 0"),
-            (self.max_per_class is None or self.max_per_class >= 1, "max_per_class", "None or >= 1"),
-            (self.zero_rows in ZERO_ROW_POLICIES, "zero_rows", f"one of {ZERO_ROW_POLICIES}"),
-            (isinstance(self.pretrained, (bool, str)), "pretrained", "a bool, a weights name or a path"),
-            (self.bn_momentum is None or 0 < self.bn_momentum <= 1, "bn_momentum", "None or in (0, 1]"),
-        ]
-        for ok, key, expected in checks:
-            if not ok:
-                raise ConfigError(f"{key} must be {expected}, found {getattr(self, key)!r}")
 
 
 @dataclass

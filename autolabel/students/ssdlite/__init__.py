@@ -11,7 +11,7 @@ from autolabel.core.lazy import lazy_exports
 
 _TRAIN = "autolabel.students.ssdlite.train"
 _EXPORTS = {
-    "SSDLiteConfig": _TRAIN,
+    "SSDLiteConfig": "autolabel.config",
     "SSDLiteResult": _TRAIN,
     "evaluate_ssdlite": _TRAIN,
     "load_ssdlite": _TRAIN,

@@ -23,7 +23,7 @@ class SSDLiteStudent(StudentBase):
     task = "detect"
     checkpoint_format = "autolabel-ssdlite"
     default_spec = ARCH
-    config_type = "autolabel.students.ssdlite.train:SSDLiteConfig"
+    config_type = "autolabel.config:SSDLiteConfig"
     priority = 10
 
     @classmethod

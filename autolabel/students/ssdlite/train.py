@@ -70,6 +70,7 @@ from torch import Tensor, nn
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.ssd import SSD
 
+from autolabel.config import SSDLiteConfig
 from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
 from autolabel.core.progress import ProgressBar
 from autolabel.core.weights import resolve_device, weights_dir
@@ -116,79 +117,6 @@ _SSD_KW: dict[str, Any] = {
 # ----------------------------------------------------------------------------------------------------------
 # configuration and result
 # ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SSDLiteConfig:
-    """Settings of SSDLite training.
-
-    Attributes:
-        epochs: training epochs.
-        batch: images per step (>= 2: the last feature maps are 1×1 and BatchNorm needs 2 values).
-        lr: AdamW peak learning rate (linear warm-up over the first epoch, at most 300 steps, then cosine
-            to 5 %).
-        weight_decay: AdamW weight decay of conv/linear weights (not of norms and biases).
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
-        seed: initialization, shuffling and augmentation seed (a resumed run continues identically).
-        pretrained: ``"auto"`` = COCO weights when they can be had, else from scratch with a warning;
-            ``True`` = COCO weights or a :class:`WeightsNotFoundError`; ``False`` = from scratch.
-        soft: distill the teacher's soft rows (see the module doc); ``False`` = torchvision's hard loss.
-        alpha: weight of the hard CE on positive anchors (1 = torchvision's loss).
-        temperature: ``T`` of the soft targets and of the student's softmax in the KL term.
-        min_size: square input size (torchvision's model uses 320).
-        workers: dataloader worker processes.
-        hflip: probability of a horizontal flip; photometric: brightness/contrast/saturation jitter.
-        precise_bn: before each evaluation/checkpoint, recompute the BatchNorm statistics on up to this
-            many (un-augmented) training images (0 = off). SSDLite's BN momentum (0.03) is tuned for
-            600-epoch schedules; on short runs its running statistics lag far behind the weights.
-        resume: continue the run in ``out`` from ``weights/last.pt`` (its settings are read back; only
-            ``device``, ``workers`` and ``progress`` are taken from this config).
-        overwrite: start over in an ``out`` folder that already holds a run.
-        progress: per-epoch progress bars.
-    """
-
-    epochs: int = 50
-    batch: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    device: str = "auto"
-    seed: int = 0
-    pretrained: bool | str = "auto"
-    soft: bool = True
-    alpha: float = 0.5
-    temperature: float = 2.0
-    min_size: int = 320
-    workers: int = 0
-    hflip: float = 0.5
-    photometric: bool = True
-    precise_bn: int = 256
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if int(self.epochs) < 1:
-            raise ConfigError(f"epochs must be >= 1, found {self.epochs}")
-        if int(self.batch) < 2:
-            raise ConfigError(f"batch must be >= 2 for SSDLite (BatchNorm on 1×1 feature maps), found {self.batch}")
-        if not float(self.lr) > 0:
-            raise ConfigError(f"lr must be > 0, found {self.lr}")
-        if float(self.weight_decay) < 0:
-            raise ConfigError(f"weight_decay must be >= 0, found {self.weight_decay}")
-        if self.pretrained not in ("auto", True, False):
-            raise ConfigError(f"pretrained must be 'auto', True or False, found {self.pretrained!r}")
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            raise ConfigError(f"alpha must be in [0, 1], found {self.alpha}")
-        if not (math.isfinite(float(self.temperature)) and float(self.temperature) > 0):
-            raise ConfigError(f"temperature must be > 0, found {self.temperature}")
-        if int(self.min_size) < 64:
-            raise ConfigError(f"min_size must be >= 64 pixels, found {self.min_size}")
-        if int(self.workers) < 0:
-            raise ConfigError(f"workers must be >= 0, found {self.workers}")
-        if not 0.0 <= float(self.hflip) <= 1.0:
-            raise ConfigError(f"hflip must be a probability in [0, 1], found {self.hflip}")
-        if int(self.precise_bn) < 0:
-            raise ConfigError(f"precise_bn must be >= 0 images, found {self.precise_bn}")
 
 
 @dataclass

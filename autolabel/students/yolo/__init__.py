@@ -12,7 +12,7 @@ from autolabel.core.lazy import lazy_exports
 _TRAIN = "autolabel.students.yolo.train"
 _EXPORTS = {
     "YOLO_MODELS": _TRAIN,
-    "TrainConfig": _TRAIN,
+    "TrainConfig": "autolabel.config",
     "TrainResult": _TRAIN,
     "evaluate_student": _TRAIN,
     "load_soft_table": _TRAIN,

@@ -23,7 +23,7 @@ class YoloStudent(StudentBase):
     checkpoint_format = None  # Ultralytics checkpoints (pickled modules), pruned ones included
     default_spec = "yolov8n.pt"
     task_default = True
-    config_type = "autolabel.students.yolo.train:TrainConfig"
+    config_type = "autolabel.config:TrainConfig"
     priority = 100  # a bare name is an Ultralytics asset (NAME.pt): asked after every other family
 
     @classmethod

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autolabel.config import TrainConfig
 from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
 from autolabel.core.registry import Registry
 from autolabel.core.weights import looked_in, resolve_local_weights
@@ -144,96 +145,6 @@ if "test-yolo-tiny" not in YOLO_MODELS:
 #: barely move a COCO model (best.pt was epoch 1's), and the student stays below its teacher. Measured on
 #: cctv_clinic (bench/students_kd.py): hard labels 0.354 → 0.376 mAP50-95 against human labels.
 FINE_TUNE: dict[str, Any] = {"optimizer": "AdamW", "lr0": 0.001, "cos_lr": True, "warmup_bias_lr": 0.0}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings of the training stage.
-
-    Attributes:
-        epochs, imgsz, batch: as Ultralytics (``imgsz`` is rounded up to a multiple of the stride).
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
-        workers: dataloader workers (Ultralytics uses none on CPU).
-        soft: distill the teacher's soft scores (the default); ``False`` is plain Ultralytics training on the
-            hard labels (no sidecar needed), for comparison. The same switch as ``SSDLiteConfig.soft`` and
-            ``ClassifierConfig.soft`` (the CLI's ``--hard-only`` and the pipeline's ``train.hard_only`` set it).
-        alpha: weight of the one-hot in the class target (1 = hard labels, 0 = teacher scores only).
-        temperature: ``T`` softening the teacher's scores (soft labels and online KD); 1 keeps them.
-        conf_weight: weigh each box's class and box losses by the teacher's confidence in it.
-        uncertain: train on the dataset's *uncertain* boxes too (labeled with ``uncertain_conf``: the
-            teacher's boxes below their class threshold), as soft-only targets: class target = the teacher's
-            soft scores (no one-hot), box losses weighted by the teacher's confidence. Hard labels would
-            make those objects background. Ignored with ``soft=False`` and by datasets without such boxes.
-        kd_teacher: online KD teacher: a YOLO checkpoint path / name, or a torch ``DetectionModel``.
-        kd_weight: weight of the dense class-logit KD loss (needs ``kd_teacher``).
-        hint_weight: weight of the FitNets neck-feature hint loss (needs ``kd_teacher``).
-        resume: continue an interrupted run from ``OUT/weights/last.pt`` (settings are read back).
-        overwrite: start over in an ``out`` folder that already holds a run.
-        seed: Ultralytics seed.
-        amp: mixed precision; ``None`` = bf16 on a CUDA GPU that supports it (no AMP-check download),
-            fp32 otherwise.
-        patience: early-stopping patience in epochs.
-        close_mosaic: turn mosaic off for the last N epochs (as Ultralytics).
-        cache: cache decoded images (``ram`` / ``disk``) as Ultralytics.
-        progress: Ultralytics' per-epoch progress bars and logs (off = warnings only).
-        ultralytics: any other Ultralytics train argument (``lr0``, ``mosaic``, ``fliplr`` …); these win over
-            :data:`FINE_TUNE` (``{"optimizer": "auto", "nbs": 64}`` gives Ultralytics' own schedule back).
-        gt: human labels of (some of) the images (YOLO folder / data.yaml or COCO JSON, matched by the
-            original file names): the student is also scored on the val split against them.
-        hard_only: deprecated alias of ``soft`` (``hard_only=True`` is ``soft=False``).
-    """
-
-    epochs: int = 100
-    imgsz: int = 640
-    batch: int = 16
-    device: str = "auto"
-    workers: int = 4
-    soft: bool = True
-    alpha: float = 0.5
-    temperature: float = 1.0
-    conf_weight: bool = False
-    uncertain: bool = True
-    kd_teacher: Any = None
-    kd_weight: float = 1.0
-    hint_weight: float = 1.0
-    resume: bool = False
-    overwrite: bool = False
-    seed: int = 0
-    amp: bool | None = None
-    patience: int = 100
-    close_mosaic: int = 10
-    cache: bool | str = False
-    progress: bool = True
-    ultralytics: Mapping[str, Any] = field(default_factory=dict)
-    gt: str | Path | None = None
-    hard_only: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.hard_only is not None:  # the old name of the switch
-            warnings.warn("TrainConfig(hard_only=...) is deprecated; use soft=...", DeprecationWarning, stacklevel=3)
-            object.__setattr__(self, "soft", not self.hard_only)
-            object.__setattr__(self, "hard_only", None)
-
-    def check(self) -> None:
-        """Raise :class:`ConfigError` on an invalid value."""
-        if int(self.epochs) < 1:
-            raise ConfigError(f"epochs must be >= 1, found {self.epochs}")
-        if int(self.imgsz) < 32:
-            raise ConfigError(f"imgsz must be >= 32, found {self.imgsz}")
-        if int(self.batch) < 1:
-            raise ConfigError(f"batch must be >= 1, found {self.batch}")
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            raise ConfigError(f"alpha must be in [0, 1], found {self.alpha}")
-        if not float(self.temperature) > 0:
-            raise ConfigError(f"temperature must be > 0, found {self.temperature}")
-        if float(self.kd_weight) < 0 or float(self.hint_weight) < 0:
-            raise ConfigError(f"kd_weight and hint_weight must be >= 0, found {self.kd_weight}, {self.hint_weight}")
-        reserved = {"model", "data", "save_dir", "project", "name", "resume", "task", "mode", "single_cls", "classes"}
-        bad = sorted(reserved & set(self.ultralytics))
-        if bad:
-            raise ConfigError(f"ultralytics arguments {bad} are set by autolabel (or unsupported); remove them")
-        if "," in str(self.ultralytics.get("device", self.device)):
-            raise ConfigError("multi-GPU (DDP) training is not supported; pick one device, e.g. --device cuda:0")
 
 
 @dataclass
