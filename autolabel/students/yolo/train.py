@@ -51,7 +51,6 @@ import numpy as np
 from autolabel.config import TrainConfig
 from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
 from autolabel.core.registry import Registry
-from autolabel.core.weights import looked_in, resolve_local_weights
 from autolabel.data.dataset import META_FILE, SIDECAR_FILE, read_meta, read_records
 from autolabel.data.record import DatasetMeta, Record
 
@@ -363,28 +362,9 @@ def _load_checkpoint_model(path: Path, role: str, flag: str) -> Any:
 
 
 def _local_or_download(spec: str, role: str, flag: str) -> Path:
-    local = resolve_local_weights(spec)
-    if local is not None:
-        return local
-    offline = os.environ.get("YOLO_OFFLINE", "").lower() in {"1", "true", "yes"}
-    hint = (
-        f"download it on a connected machine (Ultralytics fetches '{spec}' by name) or pass a local file: "
-        f"{flag} /path/to/{os.path.basename(spec)} (or set AUTOLABEL_WEIGHTS_DIR)"
-    )
-    if offline or os.sep in spec:
-        raise WeightsNotFoundError(f"{role} weights '{spec}' not found (looked in {looked_in(spec)}); {hint}")
-    try:
-        from ultralytics.utils.downloads import attempt_download_asset
+    from autolabel.core.weights import ultralytics_hint, ultralytics_weights
 
-        got = Path(attempt_download_asset(spec))
-        if got.is_file():
-            return got
-        raise FileNotFoundError(spec)
-    except Exception as e:  # network errors come in many types
-        raise WeightsNotFoundError(
-            f"{role} weights '{spec}' not found locally ({looked_in(spec)}) and the download failed "
-            f"({type(e).__name__}); {hint}"
-        ) from None
+    return ultralytics_weights(spec, role, ultralytics_hint(spec, flag))
 
 
 def _resolve_student(student: Any, out: Path, names: list[str]) -> _Student:
