@@ -30,6 +30,7 @@ from autolabel.core.errors import UnsafeCheckpointError, WeightsNotFoundError
 __all__ = [
     "TRUST_ENV",
     "import_ultralytics",
+    "load_format",
     "load_state",
     "load_yolo",
     "trust_checkpoints",
@@ -257,3 +258,35 @@ def load_state(path: str | Path, *, what: str = "checkpoint") -> Any:
         raise UnsafeCheckpointError(f"{what}: '{p}' was not loaded with weights_only=True ({first})") from None
     except (RuntimeError, EOFError, OSError) as e:
         raise WeightsNotFoundError(f"{what}: '{p}' is not a readable torch checkpoint ({type(e).__name__})") from None
+
+
+def load_format(path: str | Path, fmt: str, version: int, what: str, written_by: str) -> dict[str, Any]:
+    """One of autolabel's own checkpoint dicts (``{"format": fmt, "version": n, ...}``), ``weights_only`` loaded,
+    after checking its format and version: the classifier's and SSDLite's checkpoints.
+
+    Args:
+        fmt, version: the format tag and the newest version this autolabel reads.
+        what: the model kind in messages (``"classifier"``, ``"SSDLite"``).
+        written_by: what writes such files, for the message on another file (``"train_classifier"``).
+
+    Raises:
+        ConfigError: the file is missing, unreadable, another kind of file, or of a newer version.
+    """
+    import torch
+
+    from autolabel.core.errors import ConfigError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} checkpoint '{path}' not found")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise ConfigError(f"'{path}' is not a readable checkpoint ({first})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise ConfigError(f"'{path}' is not an autolabel {what} checkpoint (best.pt / last.pt of {written_by})")
+    if int(ckpt.get("version", 0)) > version:
+        raise ConfigError(f"'{path}': checkpoint version {ckpt.get('version')} is newer than this autolabel "
+                          "supports; upgrade autolabel")
+    return ckpt

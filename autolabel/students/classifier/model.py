@@ -318,17 +318,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     Raises:
         ConfigError: the file is missing, unreadable, or not a classifier checkpoint of a supported version.
     """
-    if not Path(path).is_file():
-        raise ConfigError(f"classifier checkpoint '{path}' not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ConfigError(f"'{path}' is not a readable classifier checkpoint ({type(e).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
-        raise ConfigError(f"'{path}' is not an autolabel classifier checkpoint (best.pt / last.pt of train_classifier)")
-    if int(ckpt.get("version", 0)) > CKPT_VERSION:
-        raise ConfigError(f"'{path}': checkpoint version {ckpt.get('version')} is newer than this autolabel supports")
-    return ckpt
+    from autolabel.core.checkpoints import load_format
+
+    return load_format(path, CKPT_FORMAT, CKPT_VERSION, "classifier", "train_classifier")
 
 
 def save_checkpoint(path: Path, obj: dict[str, Any]) -> None:

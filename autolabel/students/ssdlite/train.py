@@ -510,18 +510,9 @@ def predict_ssdlite(
 
 
 def _load_checkpoint(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"SSDLite checkpoint '{path}' not found")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ConfigError(f"'{path}' is not a readable checkpoint ({str(e).splitlines()[0][:120]})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"'{path}' is not an autolabel SSDLite checkpoint (written by train_ssdlite)")
-    if int(ckpt.get("version", 0)) > CHECKPOINT_VERSION:
-        raise ConfigError(f"'{path}' has checkpoint version {ckpt.get('version')}; upgrade autolabel")
-    return ckpt
+    from autolabel.core.checkpoints import load_format
+
+    return load_format(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "SSDLite", "train_ssdlite")
 
 
 def load_ssdlite(path: str | Path, device: str = "cpu") -> tuple[SSD, list[str]]:
