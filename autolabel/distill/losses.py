@@ -10,13 +10,18 @@ out (``(N, anchors, C)``); a plain classifier's ``(N, C)`` is the special case. 
 by the number of class distributions (all leading dimensions together), which is what makes the KL term a
 true mean KL divergence.
 
-* :class:`HintonKD` — soft-target KD (Hinton et al. 2015) from teacher logits or probabilities;
+Where each is used (the recipes: :mod:`autolabel.distill.recipes`):
+
+* :class:`HintonKD` — soft-target KD (Hinton et al. 2015) from teacher logits or probabilities: every
+  classifier recipe; :func:`kd_kl_div` is its KL term (SSDLite's classification head);
 * :class:`SoftTargetBCE` — its multi-label (per-class sigmoid) analogue for YOLO students;
-* :class:`FitNetsHint`, :class:`MultiLevelHint` — feature hints through learned 1x1 projections (Romero et al. 2015);
-* :class:`SimilarityPreserving` — batch-similarity matching (Tung & Mori 2019);
-* :class:`RKDDistance`, :class:`RKDAngle`, :class:`RKD` — relational KD (Park et al. 2019);
-* :class:`DMLLoss` — deep mutual learning between peer students (Zhang et al. 2018);
-* :class:`ClassSpecializedKD` — KD from a teacher with more classes, restricted to the ontology's.
+* :class:`FitNetsHint`, :class:`MultiLevelHint` — feature hints through learned 1x1 projections (Romero et
+  al. 2015): YOLO's online KD;
+* :class:`SimilarityPreserving` — batch-similarity matching (Tung & Mori 2019): classifier recipe ``sp``;
+* :class:`RKDDistance`, :class:`RKDAngle`, :class:`RKD` — relational KD (Park et al. 2019): recipe ``rkd``;
+* :class:`DMLLoss` — deep mutual learning between peer students (Zhang et al. 2018): recipe ``dml``;
+* :class:`ClassSpecializedKD` — KD from a teacher with more classes, restricted to the ontology's: recipe
+  ``class-specialized``.
 
 Example:
     >>> import torch
@@ -48,10 +53,8 @@ __all__ = [
     "RKDDistance",
     "SimilarityPreserving",
     "SoftTargetBCE",
-    "class_specialized_kd",
     "hinton_kd",
     "kd_kl_div",
-    "restrict_teacher_logits",
     "soften_probs",
 ]
 
@@ -836,65 +839,12 @@ def _index_groups(class_indices: ClassIndices) -> tuple[Tensor, Tensor, bool]:
     return index, mask, width == 1
 
 
-def restrict_teacher_logits(teacher_logits: Tensor, class_indices: ClassIndices | Tensor) -> Tensor:
-    """Teacher logits ``(..., C_T)`` restricted to the student's classes, ``(..., S)``.
-
-    Entry ``c`` of ``class_indices`` is the teacher class of student class ``c``, or a list of teacher
-    classes that all map to it (e.g. ImageNet's many dog breeds → "dog"); a list becomes the
-    ``logsumexp`` of its logits, so that after the softmax over the subset the student class receives the
-    *summed* probability of its teacher classes. Classes not listed are dropped, and the softmax over the
-    kept ones renormalizes the distribution. Merging happens at ``T = 1``; KD's temperature is applied
-    to the merged logits afterwards.
-
-    Example:
-        >>> import torch
-        >>> z = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
-        >>> restrict_teacher_logits(z, [3, [0, 1]]).softmax(-1)  # p(3) ∝ e³, p([0,1]) ∝ e⁰ + e¹
-        tensor([[0.8438, 0.1562]])
-    """
-    index, mask, single = _index_groups(class_indices)
-    c_t = teacher_logits.shape[-1]
-    if int(index.max()) >= c_t:
-        raise ValueError(
-            f"class_indices refer to teacher class {int(index.max())} but the teacher has {c_t} classes"
-        )
-    return _restrict(teacher_logits, index.to(teacher_logits.device), mask.to(teacher_logits.device), single)
-
-
 def _restrict(z: Tensor, index: Tensor, mask: Tensor, single: bool) -> Tensor:
     if single:
         return z.index_select(-1, index[:, 0])
     s, g = index.shape
     picked = z.index_select(-1, index.reshape(-1)).reshape(*z.shape[:-1], s, g)
     return picked.masked_fill(~mask, float("-inf")).logsumexp(-1)  # padding contributes exp(-inf) = 0
-
-
-def class_specialized_kd(
-    student_logits: Tensor,
-    teacher_logits: Tensor | None,
-    class_indices: ClassIndices | Tensor,
-    targets: Tensor | None = None,
-    temperature: float = 4.0,
-    alpha: float = 0.5,
-    reduction: str = "batchmean",
-    *,
-    teacher_probs: Tensor | None = None,
-) -> Tensor:
-    """Functional :class:`ClassSpecializedKD`."""
-    _one_teacher(teacher_logits, teacher_probs)
-    if teacher_probs is not None:
-        _check_probs(teacher_probs)
-        # log p goes through the same restriction: logsumexp(log p) = log Σ p, and softmax(log p / T) is
-        # exactly HintonKD's normalize(p^(1/T)).
-        teacher_logits = _probs_to_log(teacher_probs.detach())
-    assert teacher_logits is not None
-    sub = restrict_teacher_logits(teacher_logits.detach(), class_indices)
-    if student_logits.shape != sub.shape:
-        raise ValueError(
-            f"student_logits {tuple(student_logits.shape)} must be (..., {sub.shape[-1]}): one logit per entry of "
-            f"class_indices and the teacher's leading dims {tuple(teacher_logits.shape[:-1])}"
-        )
-    return hinton_kd(student_logits, sub, targets, temperature, alpha, reduction)
 
 
 class ClassSpecializedKD(nn.Module):
@@ -910,7 +860,7 @@ class ClassSpecializedKD(nn.Module):
 
     ``class_indices[c]`` is the teacher class index ``I_c = {k}`` of student class ``c`` (then
     ``z̃_T(c) = z_T(k)``) or a list of several teacher classes merged by ``logsumexp`` (their probabilities
-    add up; see :func:`restrict_teacher_logits`). Teacher classes outside the ontology are dropped and the
+    add up; see :meth:`restrict`). Teacher classes outside the ontology are dropped and the
     softmax over the subset renormalizes, so the student is not asked to put mass on classes it lacks.
     With ``class_indices = range(C)`` this is exactly :class:`HintonKD`. Teacher probabilities are
     accepted too (restricted in log space).
@@ -950,7 +900,21 @@ class ClassSpecializedKD(nn.Module):
         return int(self.index.shape[0])
 
     def restrict(self, teacher_logits: Tensor) -> Tensor:
-        """``(..., C_T)`` teacher logits → ``(..., S)`` restricted logits (see :func:`restrict_teacher_logits`)."""
+        """``(..., C_T)`` teacher logits → ``(..., S)`` logits of the student's classes.
+
+        Entry ``c`` of ``class_indices`` is the teacher class of student class ``c``, or a list of teacher
+        classes that all map to it (e.g. ImageNet's many dog breeds → "dog"); a list becomes the
+        ``logsumexp`` of its logits, so that after the softmax over the subset the student class receives the
+        *summed* probability of its teacher classes. Classes not listed are dropped, and the softmax over the
+        kept ones renormalizes the distribution. Merging happens at ``T = 1``; the temperature is applied to
+        the merged logits afterwards.
+
+        Example:
+            >>> import torch
+            >>> z = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
+            >>> ClassSpecializedKD([3, [0, 1]]).restrict(z).softmax(-1)  # p(3) ∝ e³, p([0,1]) ∝ e⁰ + e¹
+            tensor([[0.8438, 0.1562]])
+        """
         c_t = teacher_logits.shape[-1]
         if int(self.index.max()) >= c_t:
             raise ValueError(
