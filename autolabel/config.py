@@ -19,6 +19,7 @@ from typing import Any
 
 from autolabel.core.errors import ConfigError
 from autolabel.core.settings import setting
+from autolabel.distill.recipes import TEACHER_NETWORK_RECIPES, recipe_problem
 
 __all__ = ["CALIB_METHODS", "ENGINES", "EXTRA_FORMATS", "ZERO_ROW_POLICIES", "ClassLabelConfig", "ClassifierConfig",
            "ExportConfig", "LabelConfig", "PruneConfig", "SSDLiteConfig", "SourceConfig", "TrainConfig"]
@@ -425,7 +426,13 @@ class ClassifierConfig:
             eval-mode predictions collapse to one class. 0.1 (PyTorch's default) avoids that.
         kd_teacher: an autolabel classifier checkpoint (same classes) distilled *online*: its logits on each
             training batch replace the dataset's teacher scores in the KD term (e.g. the unpruned model
-            teaching its pruned copy, :func:`autolabel.compress.pruning.prune_classifier`).
+            teaching its pruned copy, :func:`autolabel.compress.pruning.prune_classifier`, or a larger
+            trained classifier for the ``sp`` / ``rkd`` / ``class-specialized`` recipes).
+        recipe: the distillation recipe (:mod:`autolabel.distill.recipes`): ``hinton`` (the default),
+            ``dml``, ``sp``, ``rkd``, ``class-specialized`` or ``born-again``.
+        generations: ``born-again``: students trained one after another, each taught by the previous one.
+        relation_weight: ``sp`` / ``rkd``: weight of the relation term added to Hinton KD, relative to the
+            papers' weights (SP: 3000; RKD: 25 · distance + 50 · angle).
         resume: continue from ``out/weights/last.pt`` (or a run's older ``out/last.pt``) when it exists (else
             start fresh); ``False`` starts over.
         progress: draw a progress bar.
@@ -452,7 +459,10 @@ class ClassifierConfig:
     zero_rows: str = "onehot"
     augment: bool = True
     bn_momentum: float | None = 0.1
-    kd_teacher: str | None = None
+    kd_teacher: str | None = setting(None, "Teacher network: a trained classifier checkpoint or run folder (needed by --recipe sp, rkd, class-specialized; with hinton its logits replace the dataset's scores).", pipeline=False)
+    recipe: str = setting("hinton", "Distillation recipe: hinton, dml, sp, rkd, class-specialized, born-again (README: Distillation recipes).", pipeline=False)
+    generations: int = setting(2, "born-again recipe: students trained one after another, each taught by the previous one's best.pt.", pipeline=False)
+    relation_weight: float = setting(1.0, "sp / rkd recipes: weight of the relation loss added to Hinton KD (1: the papers' weights).", pipeline=False)
     resume: bool = setting(False, "Continue from --out/weights/last.pt.", flag="--resume", pipeline=False)
     progress: bool = True
     kd: bool | None = None
@@ -479,10 +489,17 @@ class ClassifierConfig:
             (self.zero_rows in ZERO_ROW_POLICIES, "zero_rows", f"one of {ZERO_ROW_POLICIES}"),
             (isinstance(self.pretrained, (bool, str)), "pretrained", "a bool, a weights name or a path"),
             (self.bn_momentum is None or 0 < self.bn_momentum <= 1, "bn_momentum", "None or in (0, 1]"),
+            (self.relation_weight >= 0 and math.isfinite(self.relation_weight), "relation_weight", ">= 0"),
         ]
         for ok, key, expected in checks:
             if not ok:
                 raise ConfigError(f"{key} must be {expected}, found {getattr(self, key)!r}")
+        problem = recipe_problem(self.recipe, kd_teacher=self.kd_teacher, generations=self.generations)
+        if problem:
+            raise ConfigError(problem)
+        if not self.soft and self.recipe in (*TEACHER_NETWORK_RECIPES, "born-again"):
+            raise ConfigError(f"recipe {self.recipe!r} distills a teacher network's logits and needs soft=True "
+                              "(drop --no-kd)")
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,6 @@ from autolabel.distill import (
     RKDDistance,
     SimilarityPreserving,
     SoftTargetBCE,
-    average_probabilities,
-    born_again,
     kd_kl_div,
     soften_probs,
 )
@@ -444,43 +442,13 @@ def test_class_specialized_matches_reference() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# recipes
+# recipes (trained end to end in tests/test_distill_recipes.py)
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_born_again_chains_teachers() -> None:
-    seen: list[object] = []
-    made: list[object] = []
-
-    def train_fn(teacher: object | None) -> object:
-        seen.append(teacher)
-        model = object()
-        made.append(model)
-        return model
-
-    logged: list[int] = []
-    models = born_again(train_fn, generations=3, on_generation=lambda k, m: logged.append(k))
-    assert models == made and seen == [None, made[0], made[1]] and logged == [0, 1, 2]
-    first = object()
-    models = born_again(train_fn, generations=2, first_model=first)
-    assert models[0] is first and seen[-1] is first
-    with pytest.raises(ValueError, match="fresh model"):
-        born_again(lambda t: t if t is not None else first, generations=2)
-    with pytest.raises(ValueError, match="generations"):
-        born_again(train_fn, generations=0)
-
-
-def test_average_probabilities() -> None:
-    models = [torch.nn.Linear(3, 4), torch.nn.Linear(3, 4)]
-    x = torch.randn(2, 3)
-    expected = (models[0](x).softmax(-1) + models[1](x).softmax(-1)) / 2
-    torch.testing.assert_close(average_probabilities(models, x), expected)
-    sig = average_probabilities(models, x, predict=lambda m, v: m(v).sigmoid())
-    torch.testing.assert_close(sig, (models[0](x).sigmoid() + models[1](x).sigmoid()) / 2)
-
-
 def test_import_is_lazy() -> None:
-    code = "import sys, autolabel.distill as d; d.born_again; assert 'torch' not in sys.modules, 'torch imported'"
+    code = ("import sys, autolabel.distill as d; d.born_again; d.recipe_problem; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

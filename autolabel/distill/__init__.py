@@ -1,8 +1,8 @@
 """Knowledge-distillation losses and recipes for training students from autolabel's teachers.
 
 Names are imported lazily, so ``import autolabel.distill`` does not import torch; the first use of a
-loss does (see :mod:`autolabel.distill.losses`). Recipes (:mod:`autolabel.distill.recipes`) are generic
-over callables.
+loss does (see :mod:`autolabel.distill.losses`). The recipes a student trains with — which losses, by name —
+are listed in :mod:`autolabel.distill.recipes` (``--recipe`` of ``autolabel train`` / ``train-classifier``).
 
 Example:
     >>> from autolabel.distill import HintonKD, born_again
@@ -31,8 +31,10 @@ _EXPORTS = {
     "hinton_kd": _LOSSES,
     "kd_kl_div": _LOSSES,
     "soften_probs": _LOSSES,
-    "average_probabilities": _RECIPES,
+    "CLASSIFIER_RECIPES": _RECIPES,
+    "DETECTOR_RECIPES": _RECIPES,
     "born_again": _RECIPES,
+    "recipe_problem": _RECIPES,
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, eager=())

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,7 @@ class SampleDataset(Dataset):
     labels: np.ndarray
     probs: np.ndarray
     kind: str = ""
+    ontology: Mapping[str, Any] | None = None  # the labeling ontology (crop datasets): maps a teacher's classes
 
     def __init__(self, imgsz: int, augment: bool, seed: int) -> None:
         self.imgsz, self.augment, self.seed = int(imgsz), bool(augment), int(seed)
@@ -187,7 +188,7 @@ class CropDataset(SampleDataset):
         self.split, self.context = split, float(context)
         meta = read_meta(self.root)
         self.names = list(meta.names)
-        self.teacher = meta.teacher
+        self.teacher, self.ontology = meta.teacher, meta.ontology
         c = len(self.names)
         images: list[str] = []
         img_idx, boxes, labels, rows, keys = [], [], [], [], []

@@ -390,6 +390,6 @@ def load_classifier(path: str | Path, device: str = "cpu") -> LoadedClassifier:
     if unexpected or any(not k.startswith(("aux", "AuxLogits")) for k in missing):
         raise ConfigError(f"'{path}': weights do not fit '{name}' (missing {missing[:3]}, unexpected {unexpected[:3]})")
     model.to(resolve_device(device)).eval()
-    info = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer", "scheduler", "rng")}
+    info = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer", "scheduler", "rng", "peers")}
     return LoadedClassifier(model=model, names=list(ckpt["names"]), preprocessing=dict(ckpt["preprocessing"]),
                             model_name=name, info=info)

@@ -4,7 +4,9 @@
 ``torchvision.models.list_models(module=torchvision.models)``, see :mod:`~autolabel.students.classifier.model`)
 on box crops of a detection dataset or on an image-level dataset (see
 :mod:`~autolabel.students.classifier.dataset`) with Hinton KD
-(``α·CE(hard) + (1−α)·T²·KL(p_T^τ ‖ p_S^τ)``) or, with ``soft=False``, on the hard labels alone.
+(``α·CE(hard) + (1−α)·T²·KL(p_T^τ ‖ p_S^τ)``) or, with ``soft=False``, on the hard labels alone. Other
+distillation recipes (``recipe``: deep mutual learning, SP / RKD relation losses and class-specialized KD
+from a teacher network, born-again generations) are listed in :mod:`autolabel.distill.recipes`.
 
 Output folder (the layout of every student family): ``OUT/weights/last.pt`` (every epoch; resumable),
 ``OUT/weights/best.pt`` (best val top-1 against the teacher's labels) and ``OUT/weights/metrics.json``.
@@ -52,6 +54,7 @@ from autolabel.students.classifier.model import (
     logits_of,
     save_checkpoint,
 )
+from autolabel.students.classifier.objective import make_objective
 
 __all__ = [
     "METRICS_FILE",
@@ -202,9 +205,37 @@ def _human_targets(human_labels: Mapping[str, int | str] | None, dataset: Sample
 
 
 
+def _build_student(cfg: ClassifierConfig, num_classes: int, state_dict: dict[str, Tensor] | None,
+                   device: torch.device) -> tuple[nn.Module, str | None]:
+    """A student in train mode on ``device`` (from ``cfg.pretrained``, or from a resumed state dict), and the
+    weights it started from; a one-line error when the architecture cannot run at ``cfg.imgsz``."""
+    if state_dict is None:
+        model, pretrained_used = build_classifier(cfg.model, num_classes, cfg.pretrained)
+    else:
+        model, pretrained_used = build_classifier(cfg.model, num_classes, False)
+        fit_to_state_dict(model, state_dict)
+        model.load_state_dict(state_dict)
+    if cfg.bn_momentum is not None:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.momentum = cfg.bn_momentum
+    model.to(device)
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, cfg.imgsz, cfg.imgsz, device=device))
+    except RuntimeError as e:
+        raise ConfigError(
+            f"'{cfg.model}' cannot run on {cfg.imgsz}x{cfg.imgsz} inputs ({str(e).splitlines()[0][:120]}); "
+            f"try a larger imgsz"
+        ) from None
+    model.train()
+    return model, pretrained_used
+
+
 _RESUME_KEYS = ("model", "imgsz", "soft", "temperature", "alpha", "lr", "weight_decay", "batch", "seed",
                 "context", "min_box", "max_per_class", "zero_rows", "augment", "warmup_epochs", "bn_momentum",
-                "kd_teacher")
+                "kd_teacher", "recipe", "relation_weight")
 
 
 def train_classifier(
@@ -239,6 +270,10 @@ def train_classifier(
 
     cfg = config or ClassifierConfig()
     check_model_name(cfg.model)  # fail fast, before reading the dataset
+    if cfg.recipe == "born-again":  # generations of the hinton recipe, each taught by the previous one
+        from autolabel.distill.recipes import born_again
+
+        return born_again(lambda run, c: train_classifier(dataset, run, c, human_labels=human_labels), out, cfg)
     device = resolve_device(cfg.device)
     kw = dict(imgsz=cfg.imgsz, seed=cfg.seed, context=cfg.context, min_box=cfg.min_box, zero_rows=cfg.zero_rows)
     train_ds = open_classification_dataset(dataset, "train", augment=cfg.augment, max_per_class=cfg.max_per_class, **kw)
@@ -263,6 +298,8 @@ def train_classifier(
         old = dict(state.get("config", {}))
         if old.get("kd") is not None and "soft" not in old:  # written before the switch was named soft
             old["soft"] = old["kd"]
+        old.setdefault("recipe", "hinton")  # written before recipes
+        old.setdefault("relation_weight", 1.0)
         diff = [f"{k}={old.get(k)!r} (now {getattr(cfg, k)!r})" for k in _RESUME_KEYS if old.get(k) != getattr(cfg, k)]
         if state.get("names") != names:
             diff.append(f"classes {state.get('names')} (now {names})")
@@ -270,41 +307,24 @@ def train_classifier(
             raise ConfigError(f"cannot resume '{resume_from}': it was trained with " + ", ".join(diff)
                               + "; use resume=False to start over")
 
-    torch.manual_seed(cfg.seed)
-    if state is None:
-        model, pretrained_used = build_classifier(cfg.model, len(names), cfg.pretrained)
-    else:
-        model, pretrained_used = build_classifier(cfg.model, len(names), False)
-        fit_to_state_dict(model, state["model"])
-        model.load_state_dict(state["model"])
-        pretrained_used = state.get("pretrained_used")
-    if cfg.bn_momentum is not None:
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = cfg.bn_momentum
-    model.to(device)
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, cfg.imgsz, cfg.imgsz, device=device))
-    except RuntimeError as e:
-        raise ConfigError(
-            f"'{cfg.model}' cannot run on {cfg.imgsz}x{cfg.imgsz} inputs ({str(e).splitlines()[0][:120]}); "
-            f"try a larger imgsz"
-        ) from None
-    model.train()
+    n_peers = 2 if cfg.recipe == "dml" else 1  # deep mutual learning trains two peers together
+    peer_states = [None] * n_peers if state is None else list(state.get("peers") or [state["model"]])
+    models: list[nn.Module] = []
+    for k in range(n_peers):
+        torch.manual_seed(cfg.seed + k)
+        model, used = _build_student(cfg, len(names), peer_states[k], device)
+        models.append(model)
+        if k == 0:
+            pretrained_used = state.get("pretrained_used") if state is not None else used
 
-    loss_fn = classification_loss(cfg)
     teacher = None
     if cfg.kd_teacher is not None:
         if not cfg.soft:
             raise ConfigError("kd_teacher needs kd=True / soft=True (it is distilled through the KD term)")
-        tclf = load_classifier(cfg.kd_teacher, device=str(device))
-        if list(tclf.names) != list(names):
-            raise ConfigError(f"kd_teacher '{cfg.kd_teacher}' predicts {tclf.names}, the dataset has {names}")
-        teacher = tclf.model.float().eval()
-        for q in teacher.parameters():
-            q.requires_grad_(False)
+        teacher = load_classifier(cfg.kd_teacher, device=str(device))
+    objective = make_objective(cfg, names, classification_loss(cfg), _loss_name(cfg), teacher, train_ds.ontology,
+                               device)
+    objective.attach(models, len(names))
     drop_last = len(train_ds) > cfg.batch  # a batch of 1 breaks BatchNorm in small feature maps
     steps = len(train_ds) // cfg.batch if drop_last else 1
     total_steps = steps * cfg.epochs
@@ -316,7 +336,7 @@ def train_classifier(
         t = (step - warm) / max(total_steps - warm, 1)
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW([q for m in models for q in m.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     history: list[dict[str, Any]] = []
     best_key: tuple[float, float] | None = None
@@ -336,7 +356,8 @@ def train_classifier(
     base = {"format": CKPT_FORMAT, "version": CKPT_VERSION, "model_name": cfg.model, "num_classes": len(names),
             "names": names, "preprocessing": preprocessing, "dataset": str(dataset), "kind": train_ds.kind,
             "teacher": train_ds.teacher, "config": asdict(cfg), "pretrained_used": pretrained_used,
-            "loss": _loss_name(cfg)}
+            "loss": objective.description, "recipe": cfg.recipe,
+            **({"class_map": objective.class_map} if objective.class_map else {})}
     t0 = time.perf_counter()
     final_val: dict[str, Any] = history[-1]["val"] if history else {}
     with ProgressBar(total=total_steps, desc=f"training {cfg.model}", enabled=cfg.progress,
@@ -348,45 +369,51 @@ def train_classifier(
             g.manual_seed(cfg.seed * 100_003 + epoch)
             loader = DataLoader(train_ds, batch_size=cfg.batch, shuffle=True, generator=g, drop_last=drop_last,
                                 num_workers=cfg.workers)
-            model.train()
+            for m in models:
+                m.train()
             total, count = 0.0, 0
+            term_sums: dict[str, np.ndarray] = {}
             for x, y, p in loader:
                 x, y, p = x.to(device), y.to(device), p.to(device)
-                logits = logits_of(model(x))
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_logits = logits_of(teacher(x)).float()
-                    loss = loss_fn(logits, teacher_logits=t_logits, targets=y)
-                else:
-                    loss = loss_fn(logits, targets=y, teacher_probs=p)
+                loss, terms = objective(models, x, y, p)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
-                total += float(loss.detach()) * len(y)
+                total += float(loss.detach()) / n_peers * len(y)
                 count += len(y)
+                for name, values in terms.items():
+                    term_sums[name] = term_sums.get(name, 0.0) + np.asarray(values) * len(y)
                 bar.update()
                 bar.set_postfix(epoch=epoch, loss=f"{total / count:.3f}")
-            val = evaluate_classifier(model, val_ds, human, batch=max(cfg.batch, 64), device=device,
-                                      workers=cfg.workers)
+            vals = [evaluate_classifier(m, val_ds, human, batch=max(cfg.batch, 64), device=device,
+                                        workers=cfg.workers) for m in models]
+            # best: highest val top-1 vs the teacher, then lowest val loss; without val, the latest epoch
+            keys = [(v["top1_teacher"], -v["loss_teacher"]) if v["n"] else (float(epoch), 0.0) for v in vals]
+            peer = max(range(n_peers), key=lambda k: keys[k])  # dml: the better peer of this epoch
+            val, key = vals[peer], keys[peer]
             final_val = val
             rec = {"epoch": epoch, "train_loss": round(total / max(count, 1), 5),
                    "lr": round(opt.param_groups[0]["lr"], 8), "val": val,
                    "seconds": round(time.perf_counter() - te, 2)}
+            if term_sums:  # the loss's terms, one mean per student (e.g. relation, mutual)
+                rec["terms"] = {k: [round(float(v) / max(count, 1), 6) for v in vs] for k, vs in term_sums.items()}
+            if n_peers > 1:
+                rec["peer"], rec["peers_val"] = peer, vals
             history.append(rec)
-            # best: highest val top-1 vs the teacher, then lowest val loss; without val, the latest epoch
-            key = ((val["top1_teacher"], -val["loss_teacher"]) if val["n"] else (float(epoch), 0.0))
             is_best = best_key is None or key > best_key
             if is_best:
                 best_key, best_epoch, best_val = key, epoch, val
-            sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            sds = [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in models]
             seconds = seconds_before + time.perf_counter() - t0
-            common = {**base, "epoch": epoch, "model": sd, "val": val, "seconds": round(seconds, 2)}
+            common = {**base, "epoch": epoch, "model": sds[peer], "val": val, "seconds": round(seconds, 2),
+                      **({"peer": peer} if n_peers > 1 else {})}
             if is_best:
                 save_checkpoint(best_p, common)
             save_checkpoint(last_p, {**common, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                            "rng": torch.get_rng_state(), "history": history, "best_epoch": best_epoch,
-                           "best_val": best_val, "best_key": list(best_key) if best_key else None})
+                           "best_val": best_val, "best_key": list(best_key) if best_key else None,
+                           **({"peers": sds} if n_peers > 1 else {})})
             bar.set_postfix(epoch=epoch, loss=f"{rec['train_loss']:.3f}", val_top1=val["top1_teacher"])
             metrics = _metrics(base, cfg, train_ds, val_ds, history, final_val, best_epoch, best_val,
                                human_unused, seconds)
@@ -407,7 +434,9 @@ def _metrics(base: dict[str, Any], cfg: ClassifierConfig, train_ds: SampleDatase
              best_val: dict[str, Any], human_unused: int, seconds: float) -> dict[str, Any]:
     return {
         "model": cfg.model, "pretrained": cfg.pretrained, "pretrained_used": base["pretrained_used"],
-        "soft": cfg.soft, "kd": cfg.soft, "loss": base["loss"], "names": base["names"], "dataset": base["dataset"],
+        "soft": cfg.soft, "kd": cfg.soft, "recipe": cfg.recipe, "loss": base["loss"],
+        **({"class_map": base["class_map"]} if "class_map" in base else {}),
+        "names": base["names"], "dataset": base["dataset"],
         "kind": base["kind"], "teacher": base["teacher"],
         "train_samples": len(train_ds), "val_samples": len(val_ds),
         "train_per_class": np.bincount(train_ds.labels, minlength=len(train_ds.names)).tolist(),
