@@ -254,6 +254,10 @@ class TrainConfig:
             soft scores (no one-hot), box losses weighted by the teacher's confidence. Hard labels would
             make those objects background. Ignored with ``soft=False`` and by datasets without such boxes.
         kd_teacher: online KD teacher: a YOLO checkpoint path / name, or a torch ``DetectionModel``.
+        recipe: the distillation recipe (:mod:`autolabel.distill.recipes`): ``hinton`` (the soft targets
+            above, plus online KD from ``kd_teacher``) or ``born-again`` (``generations`` runs in
+            ``OUT/gen{k}/``, generation k's ``kd_teacher`` being generation k−1's ``best.pt``).
+        generations: ``born-again``: students trained one after another.
         kd_weight: weight of the dense class-logit KD loss (needs ``kd_teacher``).
         hint_weight: weight of the FitNets neck-feature hint loss (needs ``kd_teacher``).
         resume: continue an interrupted run from ``OUT/weights/last.pt`` (settings are read back).
@@ -283,6 +287,8 @@ class TrainConfig:
     conf_weight: bool = setting(False, "Weigh boxes by the teacher's confidence (YOLO).")
     uncertain: bool = setting(True, "Use the dataset's uncertain boxes (label --uncertain-conf) as soft-only targets (YOLO).")
     kd_teacher: Any = setting(None, "Online KD from this YOLO checkpoint (YOLO).", cli_type=str | None)
+    recipe: str = setting("hinton", "Distillation recipe: hinton, or born-again (YOLO: generations of the student, each taught online by the previous one's best.pt).")
+    generations: int = setting(2, "born-again recipe: students trained one after another, each taught by the previous one's best.pt.")
     kd_weight: float = setting(1.0, "Weight of the dense class-logit KD loss.")
     hint_weight: float = setting(1.0, "Weight of the FitNets neck-feature hint loss.")
     resume: bool = setting(False, "Continue the run in --out from weights/last.pt.", flag="--resume", pipeline=False)
@@ -315,6 +321,9 @@ class TrainConfig:
             raise ConfigError(f"alpha must be in [0, 1], found {self.alpha}")
         if not float(self.temperature) > 0:
             raise ConfigError(f"temperature must be > 0, found {self.temperature}")
+        problem = recipe_problem(self.recipe, kd_teacher=self.kd_teacher, generations=self.generations, detector=True)
+        if problem:
+            raise ConfigError(problem)
         if float(self.kd_weight) < 0 or float(self.hint_weight) < 0:
             raise ConfigError(f"kd_weight and hint_weight must be >= 0, found {self.kd_weight}, {self.hint_weight}")
         reserved = {"model", "data", "save_dir", "project", "name", "resume", "task", "mode", "single_cls", "classes"}

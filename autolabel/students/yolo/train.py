@@ -518,6 +518,10 @@ def train(
     """
     config = config or TrainConfig()
     config.check()
+    if config.recipe == "born-again":  # generations of the hinton recipe, each taught online by the previous one
+        from autolabel.distill.recipes import born_again
+
+        return born_again(lambda run, c: train(dataset, student, run, c), out, config)
     from autolabel.core.checkpoints import import_ultralytics
     from autolabel.core.weights import resolve_device
 
