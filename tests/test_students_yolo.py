@@ -463,6 +463,22 @@ def test_train_tiny_student_writes_weights_and_metrics(squares_ds, tmp_path):
         train(squares_ds, "test-yolo-tiny", tmp_path / "run", _cfg(epochs=2))
 
 
+@pytest.mark.slow  # two trainings, ~11 s on 2 cores
+def test_born_again_generation_1_distills_generation_0_online(squares_ds, tmp_path):
+    """recipe born-again: gen1 is a fresh student whose online KD teacher is gen0's best.pt; the run folder
+    ends with the last generation's weights in the layout of every family."""
+    out = tmp_path / "ban"
+    res = train(squares_ds, "test-yolo-tiny", out, _cfg(epochs=1, recipe="born-again", generations=2))
+    gen0 = json.loads((out / "gen0" / "autolabel_train.json").read_text())
+    gen1 = json.loads((out / "gen1" / "autolabel_train.json").read_text())
+    teacher = str((out / "gen0" / "weights" / "best.pt").resolve())
+    assert gen0["kd_teacher"] is None and gen1["kd_teacher"] == teacher and gen1["kd_weight"] > 0
+    assert gen1["student"] == gen0["student"] == "test-yolo-tiny"  # same architecture, fresh start
+    assert res.best == out / "weights" / "best.pt" and res.best.read_bytes() == (out / "gen1" / "weights" / "best.pt").read_bytes()
+    assert [g["kd_teacher"] for g in res.metrics["born_again"]] == [None, teacher]
+    assert json.loads(res.metrics_path.read_text())["recipe"] == "born-again"
+
+
 def test_training_progress_is_one_epoch_bar_and_its_checkpoint_loads_restricted(squares_ds, tmp_path, capfd):
     """Ultralytics stays quiet (no argument dump, no layer table) and autolabel draws an epoch bar instead;
     the checkpoint it writes loads with weights_only (no code can run from it)."""
