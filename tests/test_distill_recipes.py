@@ -76,12 +76,23 @@ def bigger_teacher(teacher, tmp_path_factory) -> Path:
 # ------------------------------------------------------------------------------------------- settings
 
 
-def test_recipe_settings_are_options_with_one_default_and_checked():
+def test_recipe_settings_are_options_and_pipeline_keys_and_are_checked():
+    from typer.testing import CliRunner
+
+    from autolabel.app.cli import app
+    from autolabel.app.pipeline import DEFAULTS, load_pipeline_config
+
     cls = {s.key: s for s in settings_of(ClassifierConfig)}
     det = {s.key: s for s in settings_of(TrainConfig)}
-    assert {"recipe", "generations", "relation_weight"} <= set(cls) and {"recipe", "generations"} <= set(det)
-    assert cls["recipe"].option == "--recipe" and cls["recipe"].default == det["recipe"].default == "hinton"
-    assert cls["generations"].default == det["generations"].default  # one pipeline key `train.generations`
+    assert cls["recipe"].default == det["recipe"].default == DEFAULTS["train"]["recipe"] == "hinton"
+    assert cls["generations"].default == det["generations"].default == DEFAULTS["train"]["generations"]
+    help_cls = CliRunner().invoke(app, ["train-classifier", "--help"], terminal_width=400).output
+    for option in ("--recipe", "--generations", "--relation-weight", "--kd-teacher"):
+        assert option in help_cls, option
+    help_det = CliRunner().invoke(app, ["train", "--help"], terminal_width=400).output
+    assert "--recipe" in help_det and "--generations" in help_det
+    with pytest.raises(ConfigError, match="train.generations must be an integer"):
+        load_pipeline_config(None, ["train.generations=two"])
     with pytest.raises(ConfigError, match="recipe must be one of hinton, dml, sp, rkd, class-specialized, born-again"):
         ClassifierConfig(recipe="fitnets")
     with pytest.raises(ConfigError, match="recipe 'sp' distills a teacher network: give kd_teacher"):
@@ -95,6 +106,19 @@ def test_recipe_settings_are_options_with_one_default_and_checked():
     with pytest.raises(ConfigError, match=r"recipe must be one of hinton, born-again, found 'dml' \(a classifier"):
         TrainConfig(recipe="dml").check()
     ClassifierConfig(recipe="dml", soft=False)  # DML needs no teacher: the paper's CE + mutual KL
+
+
+def test_cli_train_classifier_takes_a_recipe(squares, teacher, tmp_path, capsys):
+    from autolabel.app.cli import main
+
+    base = ["train-classifier", str(squares), "--epochs", "1", "--imgsz", "32", "--batch", "8", "--device", "cpu", "-q"]
+    assert main([*base, "--out", str(tmp_path / "rkd"), "--recipe", "rkd", "--kd-teacher", str(teacher)]) == 0, \
+        capsys.readouterr().err
+    m = json.loads((tmp_path / "rkd" / "weights" / "metrics.json").read_text())
+    assert m["recipe"] == "rkd" and m["history"][0]["terms"]["relation"][0] > 0
+    assert main([*base, "--out", str(tmp_path / "sp"), "--recipe", "sp"]) == 2
+    err = capsys.readouterr().err
+    assert "recipe 'sp' distills a teacher network: give kd_teacher" in err and not (tmp_path / "sp").exists()
 
 
 # ------------------------------------------------------------------------------------------- dml
