@@ -138,6 +138,9 @@ def train_cmd(
     if family == "ssdlite":
         if opts["kd_teacher"]:
             raise ConfigError("--kd-teacher (online KD) is for YOLO students; SSDLite distills the dataset's soft scores")
+        if opts["recipe"] != config.TrainConfig.recipe:
+            raise ConfigError(f"--recipe {opts['recipe']} is for YOLO students and classifiers; SSDLite trains "
+                              "with the hinton recipe (its soft scores)")
         shared = {k: opts[k] for k in ("epochs", "batch", "device", "soft", "alpha", "temperature", "resume",
                                        "overwrite", "seed")}
         scfg = config.SSDLiteConfig(**shared, min_size=opts["imgsz"] or 320, progress=not quiet)

@@ -114,7 +114,8 @@ def train_config(cfg: Mapping[str, Any], *, resume: bool = False, progress: bool
     student_family(cfg)
     fields = section_fields(TrainConfig, {**c, "temperature": _temperature(cfg)}, "train")
     if cfg["task"] == "classify":  # the train section's keys a classifier has, and its model
-        shared = ("epochs", "imgsz", "batch", "alpha", "temperature", "device", "workers", "soft")
+        shared = ("epochs", "imgsz", "batch", "alpha", "temperature", "device", "workers", "soft", "recipe",
+                  "generations")
         pretrained = False if c["pretrained"] is None else c["pretrained"]
         return _build(ClassifierConfig, {
             **{k: fields[k] for k in shared}, "model": ("train.student", student),
