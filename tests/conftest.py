@@ -1,4 +1,6 @@
-"""Shared fixtures. Tests never touch the network: hubs are forced offline here."""
+"""Shared fixtures. The offline environment, the network guard and the ``slow`` selection live in the
+repository's root conftest.py (they apply to the doctests of autolabel/ too).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +11,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# Offline before anything imports ultralytics / transformers / huggingface_hub.
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".yolo_config"))
-os.environ.setdefault("YOLO_VERBOSE", "False")
 
 
 def weights_path(name: str) -> Path:
@@ -67,45 +62,3 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """Tests never touch the network: any connection to a non-loopback address fails the test.
-
-    Libraries often catch the error of a refused download and carry on (a warning, a fallback), so the
-    attempts are recorded and checked after the test, not only raised.
-    """
-    import socket
-
-    attempts: list[object] = []
-    real = socket.socket.connect
-
-    def guarded(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        local = self.family == getattr(socket, "AF_UNIX", None) or (
-            isinstance(host, str) and (host.startswith("127.") or host in {"localhost", "::1"})
-        )
-        if not local:
-            import traceback
-
-            attempts.append(f"{address} from\n{''.join(traceback.format_stack(limit=25)[:-1])}")
-            raise OSError(f"tests never touch the network (tried {address})")
-        return real(self, address)
-
-    real_getaddrinfo = socket.getaddrinfo
-
-    def resolve(host, *args, **kwargs):
-        if isinstance(host, bytes):
-            host = host.decode()
-        if host is None or host in {"localhost", "::1"} or str(host).startswith("127."):
-            return real_getaddrinfo(host, *args, **kwargs)
-        import traceback
-
-        attempts.append(f"{host} from\n{''.join(traceback.format_stack(limit=25)[:-1])}")
-        raise socket.gaierror(f"tests never touch the network (looked up {host})")
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
-    monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    yield
-    assert not attempts, "the test tried to reach the network: " + "\n".join(map(str, attempts))

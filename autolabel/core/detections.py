@@ -17,7 +17,7 @@ detections may differ slightly, so only shapes and ranges are enforced (:func:`v
 Example:
     >>> import numpy as np
     >>> d = make_detections(np.array([[0, 0, 10, 10.]]), np.array([[0.1, 0.8]]))
-    >>> int(d.class_id[0]), float(d.confidence[0])
+    >>> int(d.class_id[0]), round(float(d.confidence[0]), 6)  # confidence is float32
     (1, 0.8)
 """
 
