@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 
 from autolabel.core.errors import ConfigError, DatasetError, WeightsNotFoundError
-from autolabel.core.ontology import Ontology
-from autolabel.labeling.label import LabelConfig, label
 from tests import fakes
-from tests.conftest import ROOT, weights_path
+from tests.conftest import ROOT, TINY_IMAGES, TINY_SEED, weights_path
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -25,9 +23,6 @@ pytest.importorskip("onnx")
 from autolabel.compress.bundle import ExportConfig, export  # noqa: E402
 from autolabel.compress.quantize import decode_nodes  # noqa: E402
 from autolabel.runtime import BundleError, decode, letterbox, load_bundle, nms  # noqa: E402
-from autolabel.students import TrainConfig, train  # noqa: E402
-
-ONTO = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.4}, {"name": "blue", "threshold": 0.6}]})
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,21 +31,12 @@ def _one_thread(one_torch_thread):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict[str, Path]:
-    """A squares dataset, a test-yolo-tiny student trained on it for one epoch, and its INT8 bundle."""
-    tmp = tmp_path_factory.mktemp("export")
-    fakes.make_square_images(tmp / "src", 12, seed=5)
-    ds = tmp / "ds"
-    label(tmp / "src", ONTO, "test-squares", ds, LabelConfig(progress=False, val_fraction=0.3))
-    run = train(ds, student="test-yolo-tiny", out=tmp / "run",
-                config=TrainConfig(epochs=1, imgsz=64, batch=8, device="cpu", workers=0, close_mosaic=0,
-                                   progress=False, ultralytics={"warmup_epochs": 0}))
-    bundle = tmp / "bundle"
-    export(tmp / "run", bundle, data=ds, config=ExportConfig(imgsz=64, int8=True, fp16=True, calib_images=8,
-                                                             progress=False))
-    return {"src": tmp / "src", "ds": ds, "pt": run.best if run.best.is_file() else run.last, "bundle": bundle}
+def tiny(tiny_student, tiny_bundle) -> dict[str, Path]:
+    """The session's squares dataset, tiny student and its FP32/FP16/INT8 bundle (tests/conftest.py)."""
+    return {**tiny_student, "bundle": tiny_bundle}
 
 
+@pytest.mark.slow
 def test_bundle_layout_and_metadata(tiny):
     b = tiny["bundle"]
     meta = json.loads((b / "bundle.json").read_text())
@@ -70,6 +56,7 @@ def test_bundle_layout_and_metadata(tiny):
     assert (b / "README.md").read_text().splitlines()[0] == "# bundle: an autolabel detection bundle"
 
 
+@pytest.mark.slow
 def test_fp32_onnx_matches_pytorch(tiny):
     from ultralytics import YOLO
     from ultralytics.utils.nms import non_max_suppression
@@ -101,6 +88,7 @@ def test_fp32_onnx_matches_pytorch(tiny):
     assert soft.shape == (len(xyxy), 2) and np.allclose(soft.max(1), scores)
 
 
+@pytest.mark.slow
 def test_int8_and_fp16_are_smaller_and_the_decode_stays_float(tiny):
     b = tiny["bundle"]
     fp32, int8, fp16 = ((b / f).stat().st_size for f in ("model.onnx", "model_int8.onnx", "model_fp16.onnx"))
@@ -132,6 +120,7 @@ def test_runtime_letterbox_nms_and_threshold_contract():
     assert c.tolist() == [0] and s.tolist() == [0.5] and xyxy.tolist() == [[8, 8, 12, 12]]
 
 
+@pytest.mark.slow
 def test_runtime_imports_and_runs_without_torch(tiny, tmp_path):
     img = sorted(tiny["src"].glob("*.png"))[0]
     blocker = (
@@ -189,6 +178,7 @@ def test_bad_bundle_paths(tmp_path, setup, match):
         load_bundle(p)
 
 
+@pytest.mark.slow
 def test_bad_model_and_export_options(tiny, tmp_path):
     with pytest.raises(BundleError, match="has no 'int16' model"):
         load_bundle(tiny["bundle"], model="int16")
@@ -211,6 +201,7 @@ def test_bad_model_and_export_options(tiny, tmp_path):
         export(tiny["pt"], tmp_path / "b", data=tmp_path / "nodata", config=ExportConfig(imgsz=64))
 
 
+@pytest.mark.slow
 def test_cli_export_and_predict_on_images_and_video(tiny, tmp_path, capsys):
     import cv2
 
@@ -251,6 +242,7 @@ def test_cli_export_and_predict_on_images_and_video(tiny, tmp_path, capsys):
     assert "--data" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_int8_of_real_coco_weights_still_detects(tmp_path, bus_image, assets_dir):
     w = weights_path("yolov8n.pt")
     res = export(w, tmp_path / "b", data=assets_dir, config=ExportConfig(imgsz=320, int8=True, calib_images=4,
@@ -386,7 +378,7 @@ def test_int8_calibration_is_fed_in_chunks_and_matches_one_pass(tmp_path, monkey
 
 def _yolo_gt(folder: Path) -> Path:
     """Human labels of the fixture's images (the same seed draws the same squares), as a YOLO folder."""
-    truth = fakes.make_square_images(folder / "images", 12, seed=5)
+    truth = fakes.make_square_images(folder / "images", TINY_IMAGES, seed=TINY_SEED)
     (folder / "labels").mkdir()
     (folder / "data.yaml").write_text("names: [red, blue]\n")
     for i, boxes in enumerate(truth):
@@ -395,6 +387,7 @@ def _yolo_gt(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_export_records_the_operating_point_and_keeps_the_fallback_on_few_boxes(tiny):
     meta = json.loads((tiny["bundle"] / "bundle.json").read_text())
     op = meta["operating_point"]
@@ -408,6 +401,7 @@ def test_export_records_the_operating_point_and_keeps_the_fallback_on_few_boxes(
     assert set(curves["models"]) == {"fp32", "fp16", "int8"}
 
 
+@pytest.mark.slow
 def test_export_chooses_thresholds_against_human_labels_and_the_thresholds_command_repicks(tiny, tmp_path, capsys):
     from autolabel.app.cli import main
     from autolabel.compress.operating_point import ImagePreds, choose_thresholds, human_boxes

@@ -10,9 +10,6 @@ import numpy as np
 import pytest
 
 from autolabel.core.errors import ConfigError
-from autolabel.core.ontology import Ontology
-from autolabel.labeling.label import LabelConfig, label
-from tests import fakes
 from tests.conftest import weights_path
 
 torch = pytest.importorskip("torch")
@@ -23,10 +20,9 @@ from autolabel.compress.prune_engine import count_flops_params  # noqa: E402
 from autolabel.compress.prune_yolo import prune_model, split_c2f  # noqa: E402
 from autolabel.compress.pruning import PruneConfig, prune  # noqa: E402
 from autolabel.runtime import load_bundle  # noqa: E402
-from autolabel.students import TrainConfig, train  # noqa: E402
 from autolabel.students.yolo.layers import C2fSplit  # noqa: E402
 
-ONTO = Ontology.from_dict({"classes": [{"name": "red"}, {"name": "blue"}]})
+pytestmark = pytest.mark.slow  # every test prunes a trained student or a real yolov8n
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,16 +31,9 @@ def _one_thread(one_torch_thread):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("prune")
-    fakes.make_square_images(tmp / "src", 12, seed=7)
-    ds = tmp / "ds"
-    label(tmp / "src", ONTO, "test-squares", ds, LabelConfig(progress=False, val_fraction=0.3))
-    # a wider variant of the tiny student, so that there are channels to prune at round_to 8
-    run = train(ds, student="test-yolo-tiny", out=tmp / "run",
-                config=TrainConfig(epochs=1, imgsz=64, batch=8, device="cpu", workers=0, close_mosaic=0,
-                                   progress=False, ultralytics={"warmup_epochs": 0}))
-    return {"ds": ds, "pt": run.best if run.best.is_file() else run.last, "tmp": tmp}
+def trained(tiny_student) -> dict[str, Path]:
+    """The session's squares dataset and tiny student (tests/conftest.py); pruning writes elsewhere."""
+    return tiny_student
 
 
 def _tiny_model(pt: Path):
