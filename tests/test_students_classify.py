@@ -49,6 +49,14 @@ def squares(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def tiny_classifier(squares, tmp_path_factory) -> tuple[Path, object]:
+    """The run folder and result of mobilenet_v3_small trained one epoch (TINY) on the squares' crops, trained
+    once for the module; a test that trains on from it copies the folder first."""
+    out = tmp_path_factory.mktemp("tiny_cls") / "run"
+    return out, train_classifier(squares, out, ClassifierConfig(**TINY, epochs=1))
+
+
 def _boxes(root: Path, split: str) -> list[tuple[str, int, int, list[float]]]:
     return [(r.id, j, c, list(s)) for r in read_records(root) if r.split == split
             for j, (c, s) in enumerate(zip(r.boxes.class_id, r.boxes.soft_scores))]
@@ -118,6 +126,7 @@ class ColorTeacher:
         return np.asarray(out, np.float32)
 
 
+@pytest.mark.slow
 def test_label_classification_layout_and_training(tmp_path):
     fakes.make_square_images(tmp_path / "src", 12, seed=2)
     out = tmp_path / "cls"
@@ -145,6 +154,7 @@ def test_label_classification_layout_and_training(tmp_path):
 # ------------------------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_train_from_scratch_writes_checkpoints_and_metrics(squares, tmp_path):
     val = CropDataset(squares, "val", imgsz=32)
     human = {k: int(y) for k, y in zip(val.keys, val.labels)}
@@ -183,6 +193,7 @@ class _Spy(torch.nn.Module):
         return loss
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kd", [True, False])
 def test_kd_and_hard_label_training_use_different_losses(squares, tmp_path, monkeypatch, kd):
     spies = []
@@ -204,9 +215,11 @@ def test_kd_and_hard_label_training_use_different_losses(squares, tmp_path, monk
     assert not (p == 0).all(1).any() and torch.allclose(p.sum(1), torch.ones(len(p)))
 
 
-def test_resume_continues_at_next_epoch(squares, tmp_path):
+@pytest.mark.slow
+def test_resume_continues_at_next_epoch(squares, tiny_classifier, tmp_path):
     run = tmp_path / "run"
-    first = train_classifier(squares, run, ClassifierConfig(**TINY, epochs=1))
+    shutil.copytree(tiny_classifier[0], run)  # one epoch of TINY, as train_classifier(squares, run, ...) left it
+    first = tiny_classifier[1]
     assert first.start_epoch == 1 and first.epochs_run == 1
     assert torch.load(run / "weights" / "last.pt", weights_only=True)["epoch"] == 1
     res = train_classifier(squares, run, ClassifierConfig(**TINY, epochs=2, resume=True))
@@ -281,6 +294,7 @@ def test_load_classifier_rejects_other_files(tmp_path):
         load_classifier(tmp_path / "other.pt")
 
 
+@pytest.mark.slow
 def test_cli_train_classifier_with_and_without_kd(squares, tmp_path, capsys):
     from autolabel.app.cli import main
 
@@ -304,12 +318,14 @@ def test_cli_train_classifier_with_and_without_kd(squares, tmp_path, capsys):
     assert "int8" in capsys.readouterr().out and (tmp_path / "b" / "model_int8.onnx").is_file()
 
 
-def test_prune_classifier_shrinks_keeps_classes_recovers_with_online_kd_and_exports(squares, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_prune_classifier_shrinks_keeps_classes_recovers_with_online_kd_and_exports(squares, tiny_classifier, tmp_path,
+                                                                                   monkeypatch):
     from autolabel.compress.bundle import export_classifier
     from autolabel.compress.pruning import PruneConfig, prune
     from autolabel.runtime import load_bundle
 
-    trained = train_classifier(squares, tmp_path / "cls", ClassifierConfig(**TINY, epochs=1))
+    cls_run, trained = tiny_classifier  # one epoch of TINY; pruning writes to tmp_path
     seen = []  # the recovery's KD term gets the unpruned model's logits (online), not the dataset's scores
     real = HintonKD.forward
 
@@ -319,7 +335,7 @@ def test_prune_classifier_shrinks_keeps_classes_recovers_with_online_kd_and_expo
 
     monkeypatch.setattr(HintonKD, "forward", spy)
     cfg = PruneConfig(ratio=0.4, recover_epochs=1, device="cpu", progress=False)
-    res = prune(tmp_path / "cls", tmp_path / "p", data=squares, config=cfg)  # the run folder works, like YOLO's
+    res = prune(cls_run, tmp_path / "p", data=squares, config=cfg)  # the run folder works, like YOLO's
     rep = json.loads((tmp_path / "p" / "prune_report.json").read_text())
     assert rep["task"] == "classify" and rep["pruned"]["flops"] <= 0.62 * rep["original"]["flops"]
     assert rep["pruned"]["params"] < rep["original"]["params"]
