@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # the CLI end to end, in a subprocess
 
 
 def _run(args: list[str], tmp_path, **env_over: str) -> subprocess.CompletedProcess:

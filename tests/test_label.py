@@ -191,6 +191,7 @@ def test_cli_label_one_line_errors(tmp_path, capsys):
         assert code == 2 and err.startswith("error: ") and msg in err and err.count("\n") == 1, (args, err)
 
 
+@pytest.mark.slow
 def test_kill_9_loses_at_most_the_batch_in_flight(tmp_path):
     fakes.make_square_images(tmp_path / "src", 24)
     out = tmp_path / "ds"

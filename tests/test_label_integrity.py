@@ -123,6 +123,7 @@ def test_a_second_run_on_a_locked_folder_fails_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_folder_never_double_records(tmp_path):
     fakes.make_square_images(tmp_path / "src", 12)
     out = tmp_path / "ds"

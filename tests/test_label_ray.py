@@ -24,6 +24,8 @@ from autolabel.sources import SourceConfig
 from tests.conftest import ROOT
 from tests.fakes import SquaresTeacher, make_square_images
 
+pytestmark = pytest.mark.slow  # a local Ray cluster, worker processes, a killed driver
+
 ONTOLOGY = {"classes": [{"name": "red", "prompts": ["red square"], "threshold": 0.5},
                         {"name": "blue", "prompts": ["blue square"], "threshold": 0.5}]}
 # 2-s blocks so a 7-s test video spans 4 blocks (the engine's units), sampled at 3 fps with de-duplication

@@ -54,6 +54,7 @@ def first_run(files):
     return res, logs
 
 
+@pytest.mark.slow
 def test_full_pipeline_produces_a_bundle_the_runtime_loads(first_run, files):
     res, logs = first_run
     assert all(res.stages[s]["status"] == "done" for s in STAGES), res.stages
@@ -84,6 +85,7 @@ def test_full_pipeline_produces_a_bundle_the_runtime_loads(first_run, files):
     assert not (res.run_dir / ".guard_reference").exists()
 
 
+@pytest.mark.slow
 def test_rerun_keeps_every_finished_stage(first_run, files):
     res, _ = first_run
     best = Path(res.stages["train"]["artifacts"]["best"])
@@ -94,6 +96,7 @@ def test_rerun_keeps_every_finished_stage(first_run, files):
     assert best.stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow
 def test_changed_setting_reruns_that_stage_and_the_ones_after(first_run, files):
     res, _ = first_run
     logs: list[str] = []
@@ -110,6 +113,7 @@ def test_changed_setting_reruns_that_stage_and_the_ones_after(first_run, files):
     assert ran == ["train", "prune", "export", "report"]
 
 
+@pytest.mark.slow
 def test_classification_pipeline(files, tmp_path):
     cfg = tmp_path / "cls.yaml"
     cfg.write_text(yaml.safe_dump({

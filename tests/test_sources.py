@@ -565,6 +565,7 @@ def test_good_config_values() -> None:
 # ------------------------------------------------------------------------------------------------ memory
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_number_of_files(tmp_path: Path) -> None:
     tiny = _encode(rgb(8, 8), "PNG")
     dirs = []

@@ -208,6 +208,7 @@ def run(dataset, tmp_path_factory):
     return out, first, res
 
 
+@pytest.mark.slow
 def test_training_writes_files_and_loss_falls(run):
     out, _, res = run
     for p in (res.best, res.last, res.metrics_path, out / "val_labels.coco.json", out / "val_predictions.json"):
@@ -223,6 +224,7 @@ def test_training_writes_files_and_loss_falls(run):
     assert ckpt["names"] == ["red", "blue"] and ckpt["config"]["min_size"] == SIZE
 
 
+@pytest.mark.slow
 def test_resume_continues_from_last(run):
     _, first, res = run
     assert first["epoch"] == 1 and res.history[0] == first["history"][0]  # epoch 1 was not retrained
@@ -231,6 +233,7 @@ def test_resume_continues_from_last(run):
     assert any(not torch.equal(last["model"][k], first["model"][k]) for k in first["model"])
 
 
+@pytest.mark.slow
 def test_load_and_predict_boxes_in_image_pixels(run):
     model, names = load_ssdlite(run[2].best)
     assert names == ["red", "blue"] and not model.training and type(model) is SSD
@@ -285,6 +288,7 @@ def test_val_map_of_teacher_boxes_is_one(dataset, tmp_path, monkeypatch):
     assert m["mAP50-95"] == pytest.approx(1.0) and m["mAP50"] == pytest.approx(1.0) and m["images"] == len(val)
 
 
+@pytest.mark.slow
 def test_onnx_export_of_backbone_and_head(run):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
@@ -373,6 +377,7 @@ def test_bad_input_is_one_line(dataset, tmp_path):
         load_ssdlite(tmp_path / "junk.pt")
 
 
+@pytest.mark.slow
 def test_cli_trains_ssdlite_through_the_train_command(dataset, tmp_path, capsys, monkeypatch):
     from autolabel.app.cli import main
 
@@ -395,6 +400,7 @@ def test_cli_trains_ssdlite_through_the_train_command(dataset, tmp_path, capsys,
     assert "YOLO students" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bundle_of_a_trained_ssdlite_runs_in_the_runtime(run, dataset, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     from autolabel.app.cli import main

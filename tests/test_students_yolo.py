@@ -365,6 +365,7 @@ def test_uncertain_boxes_are_soft_only_targets(uncertain_ds):
     torch.testing.assert_close(got, ref)
 
 
+@pytest.mark.slow
 def test_train_with_uncertain_boxes_records_it(uncertain_ds, tmp_path):
     res = train(uncertain_ds, "test-yolo-tiny", tmp_path / "run", _cfg(epochs=1))
     assert json.loads((res.out / "autolabel_train.json").read_text())["uncertain"] is True
@@ -407,6 +408,7 @@ def load_soft_table_stub():
     return SoftTable(names=["red", "blue"], images={})
 
 
+@pytest.mark.slow
 def test_kd_from_real_coco_yolo_maps_classes_by_name(batch_and_model):
     from ultralytics.nn.tasks import load_checkpoint
 
@@ -441,6 +443,7 @@ def test_teacher_class_mapping():
 # --------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_tiny_student_writes_weights_and_metrics(squares_ds, tmp_path):
     assert "test-yolo-tiny" in STUDENTS
     res = train(squares_ds, "test-yolo-tiny", tmp_path / "run", _cfg(epochs=2))
@@ -479,6 +482,7 @@ def test_born_again_generation_1_distills_generation_0_online(squares_ds, tmp_pa
     assert json.loads(res.metrics_path.read_text())["recipe"] == "born-again"
 
 
+@pytest.mark.slow
 def test_training_progress_is_one_epoch_bar_and_its_checkpoint_loads_restricted(squares_ds, tmp_path, capfd):
     """Ultralytics stays quiet (no argument dump, no layer table) and autolabel draws an epoch bar instead;
     the checkpoint it writes loads with weights_only (no code can run from it)."""
@@ -491,6 +495,7 @@ def test_training_progress_is_one_epoch_bar_and_its_checkpoint_loads_restricted(
     assert load_yolo(res.best).task == "detect"
 
 
+@pytest.mark.slow
 def test_kd_training_resumes_and_keeps_projections_out_of_the_checkpoint(squares_ds, tmp_path, monkeypatch):
     from ultralytics.nn.tasks import load_checkpoint
 
@@ -534,6 +539,7 @@ def test_kd_training_resumes_and_keeps_projections_out_of_the_checkpoint(squares
     assert json.loads(res.metrics_path.read_text())["distillation"]["kd_teacher"] == str(teacher_pt.resolve())
 
 
+@pytest.mark.slow
 def test_pruned_student_module_keeps_its_architecture_with_kd_from_the_unpruned_model(squares_ds, tmp_path):
     """The compression use: a pruned model (weights no longer match its YAML) recovers from its unpruned self."""
     from ultralytics.nn.tasks import load_checkpoint
@@ -549,6 +555,7 @@ def test_pruned_student_module_keeps_its_architecture_with_kd_from_the_unpruned_
     assert res.metrics["distillation"]["kd_weight"] == 1.0
 
 
+@pytest.mark.slow
 def test_cli_hard_only_trains_on_a_plain_yolo_dataset(squares_ds, tmp_path, capsys):
     from autolabel.app.cli import main
 
@@ -622,6 +629,7 @@ def test_missing_student_weights_offline(squares_ds, tmp_path, monkeypatch):
         train(squares_ds, "student.onnx", tmp_path / "o6", _cfg())
 
 
+@pytest.mark.slow
 def test_student_is_scored_against_human_labels_next_to_the_model(squares_ds, tmp_path, capsys):
     from autolabel.app.cli import main
 

@@ -11,6 +11,8 @@ from autolabel.core.ontology import Ontology, load_ontology
 from autolabel.teachers import create_teacher
 from tests.conftest import ROOT, weights_path
 
+pytestmark = pytest.mark.slow  # real COCO models on real images
+
 
 @pytest.fixture(scope="module")
 def security():

@@ -196,6 +196,7 @@ def test_token_logits_to_class_scores_by_hand():
         token_logits_to_class_scores(logits, spans, [0, 0, 1], 3, reduce="sum")
 
 
+@pytest.mark.slow
 def test_grounding_dino_predict(bert_tokenizer, images):
     model, processor = _gdino(bert_tokenizer)
     teacher = GroundingDinoTeacher.from_model(model, processor, ONTO, device="cpu", min_score=0.0, batch_size=2)
@@ -225,6 +226,7 @@ def test_grounding_dino_predict(bert_tokenizer, images):
     _assert_contract(one_by_one.predict(images), images, 2)
 
 
+@pytest.mark.slow
 def test_grounding_dino_multi_chunk(bert_tokenizer, images):
     # a text limit of 6 tokens ([CLS] person . man . [SEP]) forces one chunk per class
     model, processor = _gdino(bert_tokenizer, max_text_len=6)
@@ -276,6 +278,7 @@ def test_owl_box_geometry(clip_tokenizer, v2):
         assert np.allclose(got, [[160, 0, 480, 240], [0, 0, 640, 480]])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("v2", [True, False], ids=["owlv2", "owlvit"])
 def test_owl_matches_transformers_postprocessing(clip_tokenizer, images, v2):
     """The cached-text path equals the model's own forward + post_process_object_detection."""
@@ -305,6 +308,7 @@ def test_owl_matches_transformers_postprocessing(clip_tokenizer, images, v2):
         assert (ours[0].xyxy[:, 1] < 480).all()
 
 
+@pytest.mark.slow
 def test_owlv2_predict_merges_prompts_and_nms(clip_tokenizer, images):
     model, processor = _owl(clip_tokenizer, v2=True)
     with torch.no_grad():  # large boxes, so that neighbouring patches overlap and NMS has work to do
@@ -347,6 +351,7 @@ def clip_parts(clip_tokenizer):
     return model, transformers.CLIPProcessor(image_processor=ip, tokenizer=clip_tokenizer)
 
 
+@pytest.mark.slow
 def test_clip_classify_and_prompt_ensemble(clip_parts, clip_tokenizer, images):
     model, processor = clip_parts
     clip = ClipTeacher.from_model(model, processor, ONTO, device="cpu", templates=("a photo of a {}.", "{}"))
@@ -390,6 +395,7 @@ def test_crop_boxes_context_and_letterbox():
     assert crop_boxes(img, np.array([[190, 95, 200, 100.0], [5, 5, 5, 5.0]]))[1].shape == (1, 1, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["replace", "multiply"])
 def test_clip_rescore(clip_parts, clip_tokenizer, images, mode):
     model, processor = clip_parts

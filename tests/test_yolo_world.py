@@ -62,6 +62,7 @@ def _images() -> list[np.ndarray]:
     ]
 
 
+@pytest.mark.slow
 def test_predict_returns_per_class_soft_scores(fake_text_encoder: list[list[str]]) -> None:
     teacher = create_teacher(f"yolo-world:{YAML}", ONTO, device="cpu", imgsz=160, min_score=0.0, batch_size=1)
     assert fake_text_encoder == [["person", "pedestrian", "car"]]  # every prompt is a YOLO-World class
@@ -94,6 +95,7 @@ def test_prompt_scores_merge_by_max() -> None:
     np.testing.assert_allclose(xyxy[order], [[40, 40, 60, 60], [290, 290, 310, 310]])
 
 
+@pytest.mark.slow
 def test_min_score_filters_candidates(fake_text_encoder: list[list[str]]) -> None:
     images = _images()[:1]
 
