@@ -161,6 +161,7 @@ def test_import_autolabel_stays_free_of_torch():
 # ------------------------------------------------------------------------------------------- train() dispatch
 
 
+@pytest.mark.slow
 def test_train_dispatches_to_the_classifier(squares, tmp_path):
     from autolabel.students import ClassifierConfig, ClassifierResult
 
@@ -183,6 +184,7 @@ def test_train_dispatches_to_the_classifier(squares, tmp_path):
     assert create_student(old).load().model_name == "mobilenet_v3_small"
 
 
+@pytest.mark.slow
 def test_train_dispatches_to_ssdlite(squares, tmp_path):
     from autolabel.students import SSDLiteConfig, SSDLiteResult
     from autolabel.students.ssdlite.train import load_ssdlite
