@@ -108,6 +108,7 @@ def test_recipe_settings_are_options_and_pipeline_keys_and_are_checked():
     ClassifierConfig(recipe="dml", soft=False)  # DML needs no teacher: the paper's CE + mutual KL
 
 
+@pytest.mark.slow
 def test_cli_train_classifier_takes_a_recipe(squares, teacher, tmp_path, capsys):
     from autolabel.app.cli import main
 
@@ -124,6 +125,7 @@ def test_cli_train_classifier_takes_a_recipe(squares, teacher, tmp_path, capsys)
 # ------------------------------------------------------------------------------------------- dml
 
 
+@pytest.mark.slow
 def test_dml_two_peers_learn_from_each_other_and_the_better_one_is_saved(squares, tmp_path):
     res = train_classifier(squares, tmp_path / "dml", ClassifierConfig(**TINY, epochs=2, recipe="dml"))
     m = res.metrics
@@ -149,6 +151,7 @@ def test_dml_two_peers_learn_from_each_other_and_the_better_one_is_saved(squares
 # ------------------------------------------------------------------------------------------- sp / rkd
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["sp", "rkd"])
 def test_relation_recipes_log_their_term_and_it_reaches_the_student(squares, teacher, tmp_path, recipe):
     cfg = ClassifierConfig(**TINY, epochs=2, recipe=recipe, kd_teacher=str(teacher))
@@ -170,6 +173,7 @@ def test_relation_recipes_log_their_term_and_it_reaches_the_student(squares, tea
     assert all(q.grad is None for q in obj.teacher.parameters())
 
 
+@pytest.mark.slow
 def test_relation_recipe_with_a_teacher_of_other_classes_points_to_class_specialized(squares, bigger_teacher, tmp_path):
     with pytest.raises(ConfigError, match="use recipe class-specialized"):
         train_classifier(squares, tmp_path / "x", ClassifierConfig(**TINY, epochs=1, recipe="rkd",
@@ -179,6 +183,7 @@ def test_relation_recipe_with_a_teacher_of_other_classes_points_to_class_special
 # ------------------------------------------------------------------------------------------- class-specialized
 
 
+@pytest.mark.slow
 def test_class_specialized_restricts_a_bigger_teacher_to_the_dataset_classes(squares, bigger_teacher, tmp_path,
                                                                             monkeypatch):
     seen = []
@@ -207,6 +212,7 @@ def test_class_specialized_maps_teacher_classes_by_the_ontology_aliases():
 # ------------------------------------------------------------------------------------------- born-again
 
 
+@pytest.mark.slow
 def test_born_again_generation_k_is_taught_by_k_minus_1(squares, tmp_path, monkeypatch):
     out = tmp_path / "ban"
     res = train_classifier(squares, out, ClassifierConfig(**TINY, epochs=1, recipe="born-again", generations=3))
