@@ -21,7 +21,7 @@ from autolabel.core.errors import ConfigError
 from autolabel.core.settings import setting
 from autolabel.distill.recipes import TEACHER_NETWORK_RECIPES, recipe_problem
 
-__all__ = ["CALIB_METHODS", "ENGINES", "EXTRA_FORMATS", "ZERO_ROW_POLICIES", "ClassLabelConfig", "ClassifierConfig",
+__all__ = ["CALIB_METHODS", "ENGINES", "EXTRA_FORMATS", "ZERO_ROW_POLICIES", "check_targets", "ClassLabelConfig", "ClassifierConfig",
            "ExportConfig", "LabelConfig", "PruneConfig", "SSDLiteConfig", "SourceConfig", "TrainConfig"]
 
 
@@ -580,6 +580,27 @@ class PruneConfig:
             raise ConfigError(f"steps and round_to must be >= 1, found {self.steps}, {self.round_to}")
 
 
+def check_targets(target_precision: Any, target_recall: Any, what: str = "target") -> None:
+    """Targets are numbers in (0, 1] (or ``{class: number}``), and no class takes both.
+
+    Raises:
+        ConfigError: out of range, not a number, or both for a class.
+    """
+    for key, t in (("target_precision", target_precision), ("target_recall", target_recall)):
+        vals = t.items() if isinstance(t, Mapping) else [("all classes", t)] if t is not None else []
+        for n, v in vals:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v <= 1:
+                raise ConfigError(f"{key} ({n}) must be a number in (0, 1], found {v!r}")
+    if target_precision is None or target_recall is None:
+        return
+    if not isinstance(target_precision, Mapping) or not isinstance(target_recall, Mapping):
+        raise ConfigError("set target_precision or target_recall, not both (per class, as {name: value}, "
+                          "each class may take one of them)")
+    both = sorted(set(target_precision) & set(target_recall))
+    if both:
+        raise ConfigError(f"classes {both} have both a target_precision and a target_recall; give each one")
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     """Settings of the export stage.
@@ -647,8 +668,6 @@ class ExportConfig:
             raise ConfigError(f"unknown export format(s) {bad}; valid extra formats are {sorted(EXTRA_FORMATS)} (onnx is always written)")
         if not 0 < float(self.conf) < 1 or not 0 < float(self.iou) <= 1:
             raise ConfigError(f"conf must be in (0, 1) and iou in (0, 1], found {self.conf}, {self.iou}")
-        from autolabel.compress.operating_point import check_targets
-
         check_targets(self.target_precision, self.target_recall)
         if int(self.min_boxes) < 1:
             raise ConfigError(f"min_boxes must be >= 1, found {self.min_boxes}")

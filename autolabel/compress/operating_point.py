@@ -30,13 +30,13 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from autolabel.config import check_targets
 from autolabel.core.errors import ConfigError
 from autolabel.data.record import Record
 
@@ -209,27 +209,6 @@ def _per_class(target: Target, names: Sequence[str], what: str) -> dict[str, flo
             raise ConfigError(f"{what} names {unknown}, which are not classes of the model {list(names)}")
         return {n: (None if target.get(n) is None else float(target[n])) for n in names}
     return dict.fromkeys(names, float(target))
-
-
-def check_targets(target_precision: Target, target_recall: Target, what: str = "target") -> None:
-    """Targets are numbers in (0, 1] (or ``{class: number}``), and no class takes both.
-
-    Raises:
-        ConfigError: out of range, not a number, or both for a class.
-    """
-    for key, t in (("target_precision", target_precision), ("target_recall", target_recall)):
-        vals = t.items() if isinstance(t, Mapping) else [("all classes", t)] if t is not None else []
-        for n, v in vals:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v <= 1:
-                raise ConfigError(f"{key} ({n}) must be a number in (0, 1], found {v!r}")
-    if target_precision is None or target_recall is None:
-        return
-    if not isinstance(target_precision, Mapping) or not isinstance(target_recall, Mapping):
-        raise ConfigError("set target_precision or target_recall, not both (per class, as {name: value}, "
-                          "each class may take one of them)")
-    both = sorted(set(target_precision) & set(target_recall))
-    if both:
-        raise ConfigError(f"classes {both} have both a target_precision and a target_recall; give each one")
 
 
 def choose_thresholds(preds: Sequence[ImagePreds], gts: Sequence[tuple[np.ndarray, np.ndarray]],

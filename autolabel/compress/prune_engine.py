@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from autolabel.compress.pruning import PruneConfig
+    from autolabel.config import PruneConfig
 
 __all__ = ["ActivationImportance", "bisect_channel_ratio", "compensate", "count_flops_params", "input_stats",
            "recalibrate_batchnorm"]
