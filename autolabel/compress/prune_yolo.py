@@ -144,7 +144,7 @@ def _calibration_batch(data: Path | None, imgsz: int, n: int = 32) -> torch.Tens
     if data is None or data.suffix in {".yaml", ".yml"}:
         return None
     from autolabel.compress.calibration import calibration_images
-    from autolabel.core.images import letterboxed_batch
+    from autolabel.images import letterboxed_batch
 
     imgs = calibration_images(data, n)
     if not imgs:

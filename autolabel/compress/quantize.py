@@ -100,7 +100,7 @@ def ssdlite_float_nodes(onnx_path: Path) -> list[str]:
 def bundle_feeds(bundle: Path, images: Sequence[Path]) -> Callable[[], Iterator[dict[str, np.ndarray]]]:
     """Calibration feeds for :func:`quantize_qdq`: each image preprocessed by the bundle's own FP32 runtime (its
     ``bundle.json`` written), one image a feed; each call starts a fresh pass."""
-    from autolabel.core.images import read_rgb
+    from autolabel.images import read_rgb
     from autolabel.runtime import load_bundle
 
     det = load_bundle(bundle, model="fp32")
@@ -118,7 +118,7 @@ class _Calibration:
         self._bar = ProgressBar(total=len(images), desc="calibrating", enabled=progress, unit="img")
 
     def _gen(self) -> Iterator[dict[str, np.ndarray]]:
-        from autolabel.core.images import letterboxed_batch
+        from autolabel.images import letterboxed_batch
 
         for i in range(0, len(self.images), self.batch):
             chunk = self.images[i : i + self.batch]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autolabel.core.images import read_rgb
+from autolabel.images import read_rgb
 from autolabel.data.record import Record
 
 __all__ = ["score_bundle", "score_classifier_bundle", "val_records"]
