@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autolabel.images import read_rgb
 from autolabel.data.record import Record
+from autolabel.images import read_rgb
 
 __all__ = ["score_bundle", "score_classifier_bundle", "val_records"]
 
