@@ -99,3 +99,19 @@ def test_pipeline_sections_hold_the_dataclass_defaults(section, cls):
         if s.pipeline and s.key not in pipeline_own:
             d = s.default
             assert DEFAULTS[section][s.key] == (list(d) if isinstance(d, tuple) else d), (section, s.key)
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--student", "ssdlite", "--kd-teacher", "yolo11n.pt"], "--kd-teacher .* is for YOLO students"),
+    (["--student", "ssdlite", "--recipe", "born-again"], "--recipe born-again is for YOLO students and classifiers"),
+    (["--student", "mobilenet_v3_small"], "autolabel train-classifier"),
+])
+def test_train_command_builds_each_familys_settings_or_says_why_not(tmp_path, capsys, args, match):
+    """`autolabel train` asks the student's family for its settings (students/*/student.py): one line on misuse."""
+    import re
+
+    from autolabel.app.cli import main
+
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "o"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(match, err[0]), err

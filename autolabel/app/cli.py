@@ -128,31 +128,19 @@ def train_cmd(
     settings: dict,
 ) -> None:
     """Train a detection student on DATASET, distilling the teacher's soft scores (resumable)."""
-    from autolabel.students import identify_student, train
+    from autolabel.students import create_student
 
-    opts = settings[config.TrainConfig]
-    family = identify_student(student)  # yolo, ssdlite or classifier (a one-line error for anything else)
-    if family == "classifier":
-        raise ConfigError(f"student '{student}' is a classifier: train it with `autolabel train-classifier "
-                          f"DATASET --model {student} --out DIR`")
-    if family == "ssdlite":
-        if opts["kd_teacher"]:
-            raise ConfigError("--kd-teacher (online KD) is for YOLO students; SSDLite distills the dataset's soft scores")
-        if opts["recipe"] != config.TrainConfig.recipe:
-            raise ConfigError(f"--recipe {opts['recipe']} is for YOLO students and classifiers; SSDLite trains "
-                              "with the hinton recipe (its soft scores)")
-        shared = {k: opts[k] for k in ("epochs", "batch", "device", "soft", "alpha", "temperature", "resume",
-                                       "overwrite", "seed")}
-        scfg = config.SSDLiteConfig(**shared, min_size=opts["imgsz"] or 320, progress=not quiet)
-        sres = train(dataset, student=student, out=out, config=scfg)
-        sm = sres.metrics
-        typer.echo(f"trained ssdlite320_mobilenet_v3_large ({sres.pretrained} init) -> {sres.best}")
+    family = create_student(student)  # yolo, ssdlite or classifier (a one-line error for anything else)
+    cfg = family.config_from_train_options({**settings[config.TrainConfig], "progress": not quiet,
+                                            "ultralytics": _key_values(hyp or [], "--hyp")})
+    res = family.train(dataset, out, cfg)
+    if family.name == "ssdlite":
+        sm = res.metrics
+        typer.echo(f"trained ssdlite320_mobilenet_v3_large ({res.pretrained} init) -> {res.best}")
         typer.echo(f"val (against the teacher's labels): mAP50-95 {float(sm.get('mAP50-95') or 0):.4f}  "
-                   f"mAP50 {float(sm.get('mAP50') or 0):.4f}  ({sres.metrics_path})")
+                   f"mAP50 {float(sm.get('mAP50') or 0):.4f}  ({res.metrics_path})")
         return
-    cfg = config.TrainConfig(**{**opts, "imgsz": opts["imgsz"] or 640}, progress=not quiet,
-                             ultralytics=_key_values(hyp or [], "--hyp"))
-    res = train(dataset, student=student, out=out, config=cfg)
+
     m = res.metrics
     typer.echo(f"trained {res.settings['student']} -> {res.best}")
     typer.echo(f"val (against the teacher's labels): mAP50-95 {m['mAP50-95']:.4f}  mAP50 {m['mAP50']:.4f}  "

@@ -27,7 +27,8 @@ older ``OUT/best.pt`` layout of classifier runs). Every family's training settin
 distillation switch, ``soft`` (``True``: distill the teacher's scores; ``False``: hard labels only).
 
 Adding a family: a package ``autolabel/students/<name>/`` with a ``student.py`` defining a :class:`StudentBase`
-subclass decorated with ``@STUDENT_FAMILIES.register("<name>")``, and ``"<name>"`` in :data:`BUILTIN_FAMILIES`.
+subclass decorated with ``@STUDENT_FAMILIES.register("<name>")``, and ``"<name>"`` in :data:`BUILTIN_FAMILIES`;
+``config_from_train_options`` lets the ``autolabel train`` command build its settings.
 
 Example:
     >>> from autolabel.students import create_student, identify_student
@@ -154,6 +155,13 @@ class StudentBase:
     def spec_from_config(cls, config: Any) -> Any:
         """The student ``train(config=...)`` builds when no student is named (the classifier's ``model``)."""
         return cls.default_spec
+
+    @classmethod
+    def config_from_train_options(cls, options: dict[str, Any]) -> Any:
+        """This family's settings from the ``autolabel train`` command's options: the settings of
+        :class:`~autolabel.config.TrainConfig` by field name (``imgsz`` None = the family's own), plus
+        ``progress`` and ``ultralytics``. A family the command cannot train raises a one-line ConfigError."""
+        raise ConfigError(f"{cls.name} students are not trained by `autolabel train`")
 
     # -- shared helpers ------------------------------------------------------------------------------------
     def checked_config(self, config: Any) -> Any:

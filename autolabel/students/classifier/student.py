@@ -36,6 +36,12 @@ class ClassifierStudent(StudentBase):
     def spec_from_config(cls, config: Any) -> Any:
         return config.model
 
+    @classmethod
+    def config_from_train_options(cls, options: dict[str, Any]) -> Any:
+        from autolabel.core.errors import ConfigError
+
+        raise ConfigError("classifiers are trained with `autolabel train-classifier DATASET --model NAME --out DIR`")
+
     def train(self, dataset: str | Path, out: str | Path, config: Any = None) -> Any:
         from dataclasses import replace
 

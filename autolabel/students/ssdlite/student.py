@@ -30,6 +30,22 @@ class SSDLiteStudent(StudentBase):
     def accepts(cls, spec: Any) -> bool:
         return isinstance(spec, str) and spec.strip().lower() in NAMES
 
+    @classmethod
+    def config_from_train_options(cls, options: dict[str, Any]) -> Any:
+        """SSDLite's settings from the ``train`` command's: the shared ones; its square input defaults to 320."""
+        from autolabel.config import SSDLiteConfig, TrainConfig
+        from autolabel.core.errors import ConfigError
+
+        if options.get("kd_teacher"):
+            raise ConfigError("--kd-teacher (online KD) is for YOLO students; SSDLite distills the dataset's soft scores")
+        if options.get("recipe", TrainConfig.recipe) != TrainConfig.recipe:
+            raise ConfigError(f"--recipe {options['recipe']} is for YOLO students and classifiers; SSDLite trains "
+                              "with the hinton recipe (its soft scores)")
+        shared = ("epochs", "batch", "device", "soft", "alpha", "temperature", "resume", "overwrite", "seed",
+                  "progress")
+        return SSDLiteConfig(**{k: options[k] for k in shared if k in options},
+                             min_size=options.get("imgsz") or 320)
+
     def train(self, dataset: str | Path, out: str | Path, config: Any = None) -> Any:
         from autolabel.students.ssdlite.train import train_ssdlite
 

@@ -32,6 +32,12 @@ class YoloStudent(StudentBase):
             return hasattr(spec, "state_dict")
         return Path(spec).suffix.lower() in _FILES or "." not in Path(spec).name
 
+    @classmethod
+    def config_from_train_options(cls, options: dict[str, Any]) -> Any:
+        from autolabel.config import TrainConfig
+
+        return TrainConfig(**{**options, "imgsz": options.get("imgsz") or 640})
+
     def train(self, dataset: str | Path, out: str | Path, config: Any = None) -> Any:
         from autolabel.students.yolo.train import train
 
