@@ -136,3 +136,19 @@ def pytest_collection_modifyitems(config, items):
     if unmarked:
         raise pytest.UsageError("these tests train or export through a fixture (" + ", ".join(sorted(SLOW_FIXTURES))
                                 + "); mark them @pytest.mark.slow:\n  " + "\n  ".join(unmarked))
+
+
+@pytest.fixture(scope="session")
+def red_blue_squares(tmp_path_factory) -> Path:
+    """A labeled detection dataset, read-only: 24 images of red/blue squares labeled by the test-squares teacher
+    (val 0.3); the classifier and recipe tests train on its crops."""
+    from autolabel.config import LabelConfig
+    from autolabel.core.ontology import Ontology
+    from autolabel.labeling.label import label
+    from tests import fakes
+
+    tmp = tmp_path_factory.mktemp("red_blue_squares")
+    fakes.make_square_images(tmp / "src", 24, seed=1)
+    onto = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.5}, {"name": "blue", "threshold": 0.5}]})
+    label(tmp / "src", onto, "test-squares", tmp / "ds", LabelConfig(batch_size=8, progress=False, val_fraction=0.3))
+    return tmp / "ds"

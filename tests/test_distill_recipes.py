@@ -16,7 +16,6 @@ from autolabel.core.errors import ConfigError
 from autolabel.core.ontology import Ontology
 from autolabel.core.settings import settings_of
 from autolabel.distill.losses import ClassSpecializedKD
-from autolabel.labeling.label import LabelConfig, label
 from autolabel.students.classifier import train as classify
 from autolabel.students.classifier.dataset import CropDataset
 from autolabel.students.classifier.model import (
@@ -28,7 +27,6 @@ from autolabel.students.classifier.model import (
 from autolabel.students.classifier.objective import Objective, _class_groups, make_objective
 from autolabel.students.classifier.train import ClassifierConfig, classification_loss, train_classifier
 from autolabel.students.yolo.train import TrainConfig
-from tests import fakes
 
 ONTO = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.5}, {"name": "blue", "threshold": 0.5}]})
 TINY = dict(model="mobilenet_v3_small", pretrained=False, imgsz=32, batch=8, lr=3e-3, warmup_epochs=0.0,
@@ -36,20 +34,13 @@ TINY = dict(model="mobilenet_v3_small", pretrained=False, imgsz=32, batch=8, lr=
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
-def squares(tmp_path_factory) -> Path:
-    """A labeled detection dataset: 24 images of red/blue squares (the classifier trains on its crops)."""
-    tmp = tmp_path_factory.mktemp("recipes")
-    fakes.make_square_images(tmp / "src", 24, seed=1)
-    label(tmp / "src", ONTO, "test-squares", tmp / "ds", LabelConfig(batch_size=8, progress=False, val_fraction=0.3))
-    return tmp / "ds"
+def squares(red_blue_squares) -> Path:
+    return red_blue_squares  # conftest: one labeling for the classifier and recipe tests
 
 
 @pytest.fixture(scope="module")

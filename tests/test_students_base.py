@@ -35,11 +35,8 @@ ONTO = Ontology.from_dict({"classes": [{"name": "red", "threshold": 0.5}, {"name
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from autolabel.core.ontology import Ontology
 from autolabel.data.dataset import SIDECAR_FILE, read_records
 from autolabel.distill.losses import HintonKD
 from autolabel.labeling.classify import ClassLabelConfig, label_classification
-from autolabel.labeling.label import LabelConfig, label
 from autolabel.students.classifier import train as classify
 from autolabel.students.classifier.dataset import CLS_SIDECAR_FILE, CropDataset, ImageClassDataset, crop_key
 from autolabel.students.classifier.model import build_classifier, load_classifier
@@ -31,22 +30,13 @@ TINY = dict(model="mobilenet_v3_small", pretrained=False, imgsz=32, batch=8, lr=
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine run far faster on one thread (no OpenMP contention)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
-def squares(tmp_path_factory) -> Path:
-    """A labeled detection dataset: 24 images of red/blue squares, labeled by the test-squares teacher."""
-    tmp = tmp_path_factory.mktemp("cls")
-    fakes.make_square_images(tmp / "src", 24, seed=1)
-    out = tmp / "ds"
-    label(tmp / "src", ONTO, "test-squares", out, LabelConfig(batch_size=8, progress=False, val_fraction=0.3))
-    return out
+def squares(red_blue_squares) -> Path:
+    return red_blue_squares  # conftest: one labeling for the classifier and recipe tests
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,8 @@ SIZE = 96
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Two shared CPU cores: one intra-op thread avoids oversubscription (and is deterministic)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -34,12 +34,8 @@ FAST = {"warmup_epochs": 0, "val": True, "mosaic": 1.0, "hsv_h": 0.0, "hsv_s": 0
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread, as Ultralytics' CPU training sets anyway: on 2 shared cores it is ~10x faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(n)
 
 
 def _cfg(**kw) -> TrainConfig:
