@@ -201,3 +201,11 @@ def test_train_dispatches_to_ssdlite(squares, tmp_path):
         from autolabel.students import TrainConfig
 
         train(squares, student="ssdlite", out=tmp_path / "x", config=TrainConfig())
+
+
+@pytest.mark.parametrize("spec, what", [("ssdlite", "SSDLite students"), ("mobilenet_v3_small", "classifiers")])
+def test_onnx_only_families_refuse_other_export_formats(spec, what, tmp_path):
+    from autolabel.config import ExportConfig
+
+    with pytest.raises(ConfigError, match=rf"^{what} export to ONNX only \(--format onnx\)$"):
+        create_student(spec).export(tmp_path / "b", config=ExportConfig(formats=("openvino",)))

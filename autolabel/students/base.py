@@ -180,6 +180,18 @@ class StudentBase:
         """The checkpoint file of a trained student (``spec`` may be a run folder)."""
         return resolve_checkpoint(self.spec)
 
+    def export_onnx_only(self, export_fn: Any, what: str, out: str | Path, data: str | Path | None,
+                         config: Any) -> Any:
+        """Export with ``export_fn`` (``export_classifier`` / ``export_ssdlite``), for families that write ONNX
+        only and take the INT8 settings of an :class:`~autolabel.config.ExportConfig`."""
+        from autolabel.config import ExportConfig
+
+        cfg = config or ExportConfig()
+        if cfg.formats:
+            raise ConfigError(f"{what} export to ONNX only (--format onnx)")
+        return export_fn(self.weights(), out, data=data, int8=cfg.int8, calib_images=cfg.calib_images,
+                         calib_method=cfg.calib_method, opset=cfg.opset, progress=cfg.progress)
+
     def unsupported(self, what: str, hint: str = "") -> ConfigError:
         return ConfigError(f"{what} is not supported for {self.name} students" + (f"; {hint}" if hint else ""))
 

@@ -69,14 +69,9 @@ class ClassifierStudent(StudentBase):
         return prune_classifier(self.spec, out, data=data, config=config)
 
     def export(self, out: str | Path, data: str | Path | None = None, config: Any = None) -> Any:
-        from autolabel.compress.bundle import ExportConfig, export_classifier
-        from autolabel.core.errors import ConfigError
+        from autolabel.compress.bundle import export_classifier
 
-        cfg = config or ExportConfig()
-        if cfg.formats:
-            raise ConfigError("classifiers export to ONNX only (--format onnx)")
-        return export_classifier(self.weights(), out, data=data, int8=cfg.int8, calib_images=cfg.calib_images,
-                                 calib_method=cfg.calib_method, opset=cfg.opset, progress=cfg.progress)
+        return self.export_onnx_only(export_classifier, "classifiers", out, data, config)
 
     def load(self, device: str = "cpu") -> Any:
         """A :class:`~autolabel.students.classifier.model.LoadedClassifier` (model, names, preprocessing)."""

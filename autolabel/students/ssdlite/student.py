@@ -65,14 +65,9 @@ class SSDLiteStudent(StudentBase):
         raise self.unsupported("pruning", "export the trained model as it is (autolabel export)")
 
     def export(self, out: str | Path, data: str | Path | None = None, config: Any = None) -> Any:
-        from autolabel.compress.bundle import ExportConfig, export_ssdlite
-        from autolabel.core.errors import ConfigError
+        from autolabel.compress.bundle import export_ssdlite
 
-        cfg = config or ExportConfig()
-        if cfg.formats:
-            raise ConfigError("SSDLite students export to ONNX only (--format onnx)")
-        return export_ssdlite(self.weights(), out, data=data, int8=cfg.int8, calib_images=cfg.calib_images,
-                              calib_method=cfg.calib_method, opset=cfg.opset, progress=cfg.progress)
+        return self.export_onnx_only(export_ssdlite, "SSDLite students", out, data, config)
 
     def load(self, device: str = "cpu") -> Any:
         """``(model, names)``: a torchvision ``SSD`` in eval mode and its class names."""
